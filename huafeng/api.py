@@ -1,0 +1,85 @@
+"""The one-call Python API: ``huafeng.stylize(content, style, method=..., **settings) -> PIL.Image``."""
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Mapping, Sequence, Union
+
+import torch
+from PIL import Image
+
+from . import controls as ctl
+from .errors import SettingsError
+from .image import read_image, to_pil
+from .methods import get_stylizer, make_settings
+from .styles import parse_style_spec, resolve_style
+
+ImageLike = Union[str, os.PathLike, Image.Image, torch.Tensor]
+StyleSpec = Union[ImageLike, Sequence[Union[ImageLike, tuple[ImageLike, float]]], Mapping[str, float]]
+
+
+def load_styles(style: StyleSpec, max_pixels: int | None = None) -> tuple[list[torch.Tensor], list[float]]:
+    """Styles and their blend weights from any accepted form.
+
+    Accepted: a bundled name or a path (optionally ``"path:weight"``), a PIL image, a tensor,
+    a list of these or of ``(ref, weight)`` pairs, or a ``{ref: weight}`` mapping.
+    """
+    if isinstance(style, Mapping):
+        items: Iterable = list(style.items())
+    elif isinstance(style, (str, os.PathLike, Image.Image, torch.Tensor)):
+        items = [style]
+    else:
+        items = list(style)
+    images, weights = [], []
+    for item in items:
+        ref, w = item if isinstance(item, tuple) else (item, 1.0)
+        if isinstance(ref, str):
+            ref, w2 = parse_style_spec(ref)
+            w = w * w2
+        if isinstance(ref, (str, os.PathLike)):
+            ref = resolve_style(ref)
+        images.append(read_image(ref, max_pixels=max_pixels)[0])
+        weights.append(float(w))
+    if not images:
+        raise SettingsError("at least one style is needed.")
+    return images, ctl.normalize_weights(weights)
+
+
+def stylize(content: ImageLike, style: StyleSpec, method: str = "optimize", **kwargs: Any) -> Image.Image:
+    """Stylize ``content`` with ``style`` and return a PIL image (alpha re-attached if the content had it).
+
+    Keyword arguments are those of :func:`stylize_image`: the shared controls (``strength``,
+    ``preserve_color``, ``mask``), ``progress``, ``device``, and the method's settings
+    (e.g. ``size=1024, backbone="vgg16", steps=200``).
+    """
+    out, alpha = stylize_image(content, style, method, **kwargs)
+    return to_pil(out, alpha)
+
+
+def stylize_image(content: ImageLike, style: StyleSpec, method: str = "optimize", *,
+                  strength: float = 1.0, preserve_color: str | bool = "none",
+                  mask: ImageLike | None = None, progress: ctl.ProgressFn | None = None,
+                  max_pixels: int | None = None, device: str = "cpu",
+                  **settings: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Like :func:`stylize`, but returns ``(rgb, alpha)`` tensors, (1,3,H,W) and (1,1,h,w) or None."""
+    if preserve_color is True:
+        preserve_color = "luminance"
+    elif preserve_color is False or preserve_color is None:
+        preserve_color = "none"
+    dev = _device(device)
+    stylizer = get_stylizer(method, make_settings(method, **settings))
+    rgb, alpha = read_image(content, max_pixels=max_pixels)
+    styles, weights = load_styles(style, max_pixels)
+    m = read_image(mask, max_pixels=max_pixels)[0].mean(1, keepdim=True).to(dev) if mask is not None else None
+    controls = ctl.Controls(strength=strength, preserve_color=preserve_color, mask=m)
+    out = stylizer.stylize(rgb.to(dev), [s.to(dev) for s in styles], weights, controls, progress)
+    return out.cpu(), alpha
+
+
+def _device(name: str) -> torch.device:
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise SettingsError(f"unknown device {name!r}; use cpu, cuda or cuda:N.") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SettingsError(f"device {name!r} asked for, but no CUDA GPU is available; use --device cpu.")
+    return dev

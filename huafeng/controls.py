@@ -1,0 +1,156 @@
+"""What every method shares: strength, colour preservation, style blends and region masks.
+
+These act on images (B, 3, H, W) in [0,1], before or after a method runs, so every method gets
+the same control surface. Methods may also use them inside (the optimisation method weights its
+style loss by the region masks).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .errors import SettingsError
+
+Tensor = torch.Tensor
+COLOR_MODES = ("none", "luminance", "histogram")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report, for the CLI's bar and the service's progress field alike."""
+
+    stage: str
+    step: int
+    total: int
+    loss: float | None = None
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.total if self.total else 1.0
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class Controls:
+    """The controls every method shares.
+
+    strength: 0 gives the content back, 1 the full stylization (blended in image space).
+    preserve_color: "none"; "luminance" (transfer luminance only, keep the content's chroma:
+        Gatys et al. 2017); or "histogram" (recolour the style to the content's colour mean and
+        covariance before stylizing).
+    mask: (1, 1, H, W) in [0,1]. With one style, white is stylized and black keeps the content;
+        with two styles, white gets the first and black the second.
+    """
+
+    strength: float = 1.0
+    preserve_color: str = "none"
+    mask: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.strength <= 1.0:
+            raise SettingsError(f"strength must be between 0 and 1, got {self.strength}.")
+        if self.preserve_color not in COLOR_MODES:
+            raise SettingsError(f"preserve_color must be one of {', '.join(COLOR_MODES)}, got {self.preserve_color!r}.")
+
+
+def normalize_weights(weights: Sequence[float]) -> list[float]:
+    """Blend weights, made to sum to one. Raises on negative or all-zero weights."""
+    if not weights:
+        raise SettingsError("at least one style is needed.")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise SettingsError(f"style weights must be non-negative and not all zero, got {list(weights)}.")
+    total = float(sum(weights))
+    return [w / total for w in weights]
+
+
+# BT.601 RGB <-> YUV (analog form): Y is luminance, U and V carry the colour.
+_RGB2YUV = torch.tensor([[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]])
+
+
+def rgb_to_yuv(img: Tensor) -> Tensor:
+    return torch.einsum("ij,bjhw->bihw", _RGB2YUV.to(img), img)
+
+
+def yuv_to_rgb(img: Tensor) -> Tensor:
+    return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(_RGB2YUV.double()).to(img), img)
+
+
+def preserve_luminance(stylized: Tensor, content: Tensor) -> Tensor:
+    """The stylized luminance with the content's colour (Gatys et al. 2017, luminance-only transfer).
+
+    The stylized luminance is first matched to the content's mean and spread, as in the paper,
+    so the picture keeps its overall brightness.
+    """
+    if content.shape[-2:] != stylized.shape[-2:]:
+        content = F.interpolate(content, size=stylized.shape[-2:], mode="bilinear", align_corners=False)
+    ys, yc = rgb_to_yuv(stylized), rgb_to_yuv(content)
+    y = ys[:, :1]
+    mu_s, sd_s = y.mean((2, 3), keepdim=True), y.std((2, 3), keepdim=True).clamp_min(1e-5)
+    mu_c, sd_c = yc[:, :1].mean((2, 3), keepdim=True), yc[:, :1].std((2, 3), keepdim=True)
+    y = (y - mu_s) / sd_s * sd_c + mu_c
+    return yuv_to_rgb(torch.cat([y, yc[:, 1:]], 1)).clamp(0, 1)
+
+
+def match_color(src: Tensor, ref: Tensor, eps: float = 1e-5) -> Tensor:
+    r"""Recolour ``src`` so its pixels have the mean and covariance of ``ref``'s (a linear map).
+
+    .. math:: x' = \Sigma_r^{1/2}\,\Sigma_s^{-1/2}\,(x-\mu_s) + \mu_r
+    """
+    def stats(x: Tensor) -> tuple[Tensor, Tensor]:
+        p = x.double().reshape(x.shape[0], 3, -1)
+        mu = p.mean(-1, keepdim=True)
+        d = p - mu
+        return mu, d @ d.transpose(1, 2) / p.shape[-1] + eps * torch.eye(3, dtype=torch.float64)
+
+    def sqrtm(c: Tensor, inv: bool = False) -> Tensor:
+        e, v = torch.linalg.eigh(c)
+        e = e.clamp_min(eps).pow(-0.5 if inv else 0.5)
+        return v @ torch.diag_embed(e) @ v.transpose(1, 2)
+
+    mu_s, c_s = stats(src)
+    mu_r, c_r = stats(ref)
+    t = sqrtm(c_r) @ sqrtm(c_s, inv=True)
+    p = src.double().reshape(src.shape[0], 3, -1)
+    out = t @ (p - mu_s) + mu_r
+    return out.reshape(src.shape).to(src.dtype).clamp(0, 1)
+
+
+def blend_strength(content: Tensor, stylized: Tensor, strength: float) -> Tensor:
+    """Linear blend in image space: ``content + strength * (stylized - content)``."""
+    if strength >= 1.0:
+        return stylized
+    if content.shape[-2:] != stylized.shape[-2:]:
+        content = F.interpolate(content, size=stylized.shape[-2:], mode="bilinear", align_corners=False)
+    return (content + strength * (stylized - content)).clamp(0, 1)
+
+
+def region_masks(mask: Tensor | None, n_styles: int, size: tuple[int, int]) -> list[Tensor] | None:
+    """One weight map (1, 1, H, W) per style from the user's mask, resized to ``size``.
+
+    One style: [mask] (the rest keeps the content). Two styles: [mask, 1 - mask].
+    """
+    if mask is None:
+        return None
+    if n_styles > 2:
+        raise SettingsError(f"a mask works with one or two styles, got {n_styles}; blend the others by weight instead.")
+    m = mask.mean(1, keepdim=True) if mask.shape[1] != 1 else mask
+    m = F.interpolate(m, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
+    return [m] if n_styles == 1 else [m, 1 - m]
+
+
+def apply_after(content: Tensor, stylized: Tensor, controls: Controls, n_styles: int = 1) -> Tensor:
+    """The controls that act on the finished picture: colour, the one-style mask, and strength."""
+    if content.shape[-2:] != stylized.shape[-2:]:
+        content = F.interpolate(content, size=stylized.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+    out = stylized
+    if controls.preserve_color == "luminance":
+        out = preserve_luminance(out, content)
+    masks = region_masks(controls.mask, n_styles, tuple(out.shape[-2:]))
+    if masks is not None and n_styles == 1:
+        out = masks[0] * out + (1 - masks[0]) * content
+    return blend_strength(content, out, controls.strength)

@@ -1,0 +1,39 @@
+"""The style-transfer methods, one file each, behind one call: ``stylize(content, styles, weights, controls, progress)``.
+
+A plain dict maps method names to (settings dataclass, stylizer class).
+"""
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from ..errors import SettingsError
+from .optimize import OptimizeSettings, OptimizeStylizer
+
+METHODS: dict[str, tuple[type, type]] = {
+    "optimize": (OptimizeSettings, OptimizeStylizer),
+}
+
+
+def make_settings(method: str, **overrides: Any):
+    """The method's settings dataclass with ``overrides`` applied; unknown names raise one line."""
+    if method not in METHODS:
+        raise SettingsError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}.")
+    cls = METHODS[method][0]
+    names = {f.name for f in fields(cls)}
+    bad = sorted(set(overrides) - names)
+    if bad:
+        raise SettingsError(f"{method} has no setting {', '.join(bad)}; its settings are: {', '.join(sorted(names))}.")
+    return cls(**overrides)
+
+
+_stylizers: dict[tuple, Any] = {}
+
+
+def get_stylizer(method: str = "optimize", settings=None, **overrides: Any):
+    """A stylizer for ``method``, built once per settings and kept (models stay loaded)."""
+    settings = settings if settings is not None else make_settings(method, **overrides)
+    key = (method, settings)
+    if key not in _stylizers:
+        _stylizers[key] = METHODS[method][1](settings)
+    return _stylizers[key]
