@@ -69,8 +69,10 @@ def total_variation(img: Tensor) -> Tensor:
     .. math:: L_{tv} = \frac{1}{B C}\sum_{b,c}\Big[\operatorname{mean}_{i,j}(x_{i+1,j}-x_{i,j})^2
               + \operatorname{mean}_{i,j}(x_{i,j+1}-x_{i,j})^2\Big]
     """
-    dy = (img[..., 1:, :] - img[..., :-1, :]).pow(2).mean()
-    dx = (img[..., :, 1:] - img[..., :, :-1]).pow(2).mean()
+    h, w = img.shape[-2:]
+    zero = img.new_zeros(())
+    dy = (img[..., 1:, :] - img[..., :-1, :]).pow(2).mean() if h > 1 else zero  # a 1-px side has no variation
+    dx = (img[..., :, 1:] - img[..., :, :-1]).pow(2).mean() if w > 1 else zero
     return dx + dy
 
 

@@ -46,6 +46,7 @@ def test_total_variation_by_hand():
     # vertical: (2-0)^2, (3-1)^2 -> mean 4; horizontal: (1-0)^2, (3-2)^2 -> mean 1
     assert total_variation(img).item() == pytest.approx(5.0)
     assert total_variation(torch.full((1, 3, 4, 4), 0.3)).item() == 0.0
+    assert total_variation(feat([0, 1, 3], 1, 3, 1)).item() == pytest.approx(2.5)  # a 1-px wide strip: no NaN
 
 
 def test_mean_std_and_adain_by_hand():

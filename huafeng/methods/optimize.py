@@ -104,6 +104,7 @@ class OptimizeStylizer:
     def stylize(self, content: Tensor, styles: list[Tensor], weights: list[float] | None = None,
                 controls: ctl.Controls = ctl.Controls(), progress: ctl.ProgressFn | None = None) -> Tensor:
         s = self.settings
+        torch.set_flush_denormal(True)  # denormals made steps up to 3x slower on these CPUs
         weights = ctl.normalize_weights(weights or [1.0] * len(styles))
         if len(weights) != len(styles):
             raise SettingsError(f"{len(styles)} styles but {len(weights)} weights.")
