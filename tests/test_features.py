@@ -113,3 +113,7 @@ def test_shipped_weights_are_checked_against_their_sha256(tmp_path):
         weights.load_file(bad)
     with pytest.raises(WeightsError, match="sha256"):
         weights.load_file(p, sha256="0" * 64)
+
+
+def test_lite0_classifies_the_bundled_parrots_as_macaw():
+    assert top5(sample_photo("parrots"))[0] == 88  # macaw
