@@ -13,63 +13,99 @@ from typing import Sequence
 from . import __version__
 from .errors import HuafengError, OutputError, SettingsError
 
-# CLI flag -> settings field; defaults and help come from the settings dataclass.
+# Method settings exposed as flags: name -> (type, help). Defaults come from each method's dataclass.
 _SETTING_FLAGS = {
-    "backbone": "feature network: lite0 (fast) or vgg16 (classic look, ~12x slower)",
-    "size": "long side of the result in pixels",
-    "steps": "optimiser iterations at the coarsest scale (each finer scale gets half)",
-    "style_weight": "weight of the style loss against the content loss",
-    "content_weight": "weight of the content loss",
-    "tv_weight": "total-variation smoothing weight",
-    "style_scale": "size of the style image relative to the result (bigger: larger brush strokes)",
-    "optimizer": "lbfgs or adam",
-    "init": "content, recolor (content in the style's colours) or noise",
-    "seed": "random seed, for repeatable results",
+    "backbone": (str, "feature network: lite0 (fast) or vgg16 (classic look, ~4x slower)"),
+    "size": (int, "long side of the result in pixels"),
+    "steps": (int, "optimiser iterations at the coarsest scale (each finer scale gets half)"),
+    "style_weight": (float, "weight of the style loss against the content loss"),
+    "content_weight": (float, "weight of the content loss"),
+    "tv_weight": (float, "total-variation smoothing weight"),
+    "style_scale": (float, "size of the style image relative to the result (bigger: larger brush strokes)"),
+    "optimizer": (str, "lbfgs or adam"),
+    "init": (str, "content, recolor (content in the style's colours) or noise"),
+    "seed": (int, "random seed, for repeatable results"),
+    "weights": (str, "trained weights: a shipped name or a .safetensors file"),
 }
 
 
-def _settings_defaults() -> dict:
-    from .methods.optimize import DEFAULT_STEPS, OptimizeSettings
+def _defaults_text(name: str) -> str:
+    """'optimize: 512, arbitrary: 1024' from the methods' settings dataclasses."""
+    from .methods import METHODS
+    from .methods.optimize import DEFAULT_STEPS
 
-    out = {f.name: f.default for f in fields(OptimizeSettings) if f.default is not MISSING}
-    out["steps"] = ", ".join(f"{k}: {v}" for k, v in DEFAULT_STEPS.items())
-    return out
+    parts = []
+    for method, (cls, _) in METHODS.items():
+        for f in fields(cls):
+            if f.name == name:
+                default = f.default if f.default is not MISSING else "required"
+                if method == "optimize" and name == "steps":
+                    default = "/".join(f"{k} {v}" for k, v in DEFAULT_STEPS.items())
+                parts.append(f"{method}: {default}")
+    return ", ".join(parts)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .methods import DEFAULT_METHOD, METHODS
+
     p = argparse.ArgumentParser(prog="huafeng", description="Deep-learning image style transfer, offline on a CPU.")
     p.add_argument("--version", action="version", version=f"huafeng {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("stylize", help="stylize one or more photos",
-                       description="Stylize photos with a painting. Example: huafeng stylize photo.jpg --style starry-night",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       description="Stylize photos with a painting. Example: huafeng stylize photo.jpg --style starry-night")
     s.add_argument("content", nargs="+", help="photo file(s), or a bundled sample photo: parrots, cat")
     s.add_argument("-s", "--style", action="append", required=True, metavar="STYLE[:WEIGHT]",
                    help="a bundled style name (see `huafeng styles`) or a painting file, with an optional blend "
                         "weight; repeat to blend several styles")
     s.add_argument("-o", "--output", help="output file (the format follows the extension); with several photos, a "
                    "folder. Default: next to the photo, as NAME_stylized.EXT, never over an existing file")
-    s.add_argument("-m", "--method", default="optimize", help="style-transfer method")
-    s.add_argument("--strength", type=float, default=1.0, help="0 keeps the photo, 1 is fully stylized")
+    s.add_argument("-m", "--method", default=DEFAULT_METHOD, help=f"style-transfer method: {', '.join(METHODS)} (default: {DEFAULT_METHOD})")
+    s.add_argument("--strength", type=float, default=1.0, help="0 keeps the photo, 1 is fully stylized (default: 1)")
     s.add_argument("--preserve-color", nargs="?", const="luminance", default="none", metavar="MODE",
                    help="keep the photo's colours: luminance (default when given) or histogram")
     s.add_argument("--mask", help="greyscale mask image: white is stylized (with two styles: white gets the first, "
                    "black the second)")
-    s.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    s.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     s.add_argument("--max-pixels", type=int, default=None, help="refuse inputs larger than this many pixels "
-                   "(default 100 million)")
+                   "(default: 100 million)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    defaults = _settings_defaults()
-    for name, help_text in _SETTING_FLAGS.items():
-        default = defaults.get(name)
-        typ = type(default) if isinstance(default, (int, float)) and not isinstance(default, bool) else str
-        if name == "steps":
-            typ = int
+    for name, (typ, help_text) in _SETTING_FLAGS.items():
         s.add_argument("--" + name.replace("_", "-"), type=typ, default=None,
-                       help=f"{help_text} (default: {default})")
+                       help=f"{help_text} (default: {_defaults_text(name)})")
 
     sub.add_parser("styles", help="list the bundled styles")
+
+    t = sub.add_parser("train", help="train a network (resumable: rerun the same command to continue)")
+    tsub = t.add_subparsers(dest="what", metavar="WHAT", required=True)
+    a = tsub.add_parser("arbitrary", help="the arbitrary-style decoders (reconstruction training)")
+    a.add_argument("--content", help="folder of photos (default: $HUAFENG_DATA/content or ../shared/data/content)")
+    a.add_argument("--styles", help="folder of paintings (default: $HUAFENG_DATA/styles or ../shared/data/styles)")
+    a.add_argument("--out", default="runs/arbitrary", help="run folder: checkpoint, log, curves (default: runs/arbitrary)")
+    a.add_argument("--minutes", type=float, help="stop after this many minutes of training in all")
+    a.add_argument("--steps", type=int, help="stop at this step (default: 100000)")
+    a.add_argument("--batch", type=int, help="crops per step (default: 4)")
+    a.add_argument("--crop", type=int, help="crop side in pixels (default: 192)")
+    a.add_argument("--threads", type=int, help="CPU threads (default: all)")
+    a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("evaluate", help="methods x photos x styles grid: metrics, contact sheets, HTML report")
+    e.add_argument("--methods", help="comma-separated methods (default: every installed method)")
+    e.add_argument("--content", help="folder of photos (default: $HUAFENG_DATA/content or ../shared/data/content)")
+    e.add_argument("--styles", help="folder of paintings (default: $HUAFENG_DATA/styles or ../shared/data/styles)")
+    e.add_argument("-o", "--output", default="report", help="report folder (default: report); reruns resume")
+    e.add_argument("--n-photos", type=int, default=6, help="photos drawn from the folder (default: 6)")
+    e.add_argument("--n-styles", type=int, default=6, help="paintings drawn from the folder (default: 6)")
+    e.add_argument("--size", type=int, default=512, help="long side of each result (default: 512)")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    b = sub.add_parser("bench", help="time and peak memory of each method at growing sizes")
+    b.add_argument("--methods", help="comma-separated methods (default: every installed method)")
+    b.add_argument("--sizes", default="256,512,1024,2048,4096", help="square sizes in pixels")
+    b.add_argument("--max-size", action="append", default=[], metavar="METHOD=PX",
+                   help="largest size to run a method at (default: optimize=1024)")
+    b.add_argument("-o", "--output", help="folder for bench.json and the plot (e.g. a report folder)")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
 
@@ -80,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return {"stylize": _stylize, "styles": _styles}[args.command](args)
+        return {"stylize": _stylize, "styles": _styles, "train": _train, "evaluate": _evaluate,
+                "bench": _bench}[args.command](args)
     except HuafengError as e:
         print(f"huafeng: error: {e}", file=sys.stderr)
         return e.exit_code
@@ -144,6 +181,72 @@ def _stylize(args: argparse.Namespace) -> int:
         path = save_image(rgb, out, alpha=alpha, protect=protect)
         print(path)
     return 2 if failures else 0
+
+
+def _data_dir(given: str | None, sub: str) -> str:
+    import os
+
+    if given:
+        return given
+    for root in [os.environ.get("HUAFENG_DATA"), "../shared/data", "../../shared/data"]:
+        if root and Path(root, sub).is_dir():
+            return str(Path(root, sub))
+    raise SettingsError(f"no {sub} folder given; pass --{sub} DIR (or set HUAFENG_DATA to a folder holding {sub}/).")
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .train.arbitrary import ArbitraryTrainSettings, train_arbitrary
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    opts = {k: getattr(args, k) for k in ("minutes", "steps", "batch", "crop") if getattr(args, k) is not None}
+    settings = ArbitraryTrainSettings(content_dir=_data_dir(args.content, "content"),
+                                      style_dir=_data_dir(args.styles, "styles"), out=args.out, **opts)
+    bar = _bar("train arbitrary", args.quiet)
+    summary = train_arbitrary(settings, progress=bar.update)
+    bar.close()
+    print(f"{summary['out']}: {summary['steps']} steps, {summary['minutes']} min; last check: "
+          + ", ".join(f"{k} {v}" for k, v in summary["last_eval"].items() if k.endswith("psnr")) + " dB")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import EvaluateSettings, evaluate
+
+    settings = EvaluateSettings(content_dir=_data_dir(args.content, "content"),
+                                style_dir=_data_dir(args.styles, "styles"), out=args.output,
+                                methods=tuple(m for m in (args.methods or "").split(",") if m),
+                                photos=args.n_photos, styles=args.n_styles, size=args.size)
+    bar = _bar("evaluate", args.quiet)
+    result = evaluate(settings, progress=bar.update)
+    bar.close()
+    for method, v in result["summary"].items():
+        print(f"{method}: " + ", ".join(f"{k} {v[k]:.4g}" for k in ("ssim", "gram_distance", "seconds", "diversity")))
+    print(result["report"])
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .evaluate import bench, bench_table
+    from .train.common import write_json
+
+    try:
+        sizes = [int(x) for x in args.sizes.split(",")]
+        limits = {k: int(v) for k, v in (item.split("=") for item in args.max_size)}
+    except ValueError:
+        raise SettingsError("--sizes takes numbers like 256,512 and --max-size METHOD=PX.") from None
+    bar = _bar("bench", args.quiet)
+    rows = bench([m for m in (args.methods or "").split(",") if m] or None, sizes, limits, progress=bar.update)
+    bar.close()
+    print(bench_table(rows))
+    if args.output:
+        out = Path(args.output)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "bench.json", rows)
+        print(out / "bench.json")
+    return 0
 
 
 class _bar:

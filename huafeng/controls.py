@@ -154,3 +154,38 @@ def apply_after(content: Tensor, stylized: Tensor, controls: Controls, n_styles:
     if masks is not None and n_styles == 1:
         out = masks[0] * out + (1 - masks[0]) * content
     return blend_strength(content, out, controls.strength)
+
+
+# ---------------------------------------------------------------------------------------- tiling
+def tile_boxes(h: int, w: int, tile: int, overlap: int, align: int = 8) -> list[tuple[slice, slice, slice, slice]]:
+    """Overlapping tiles covering an (h, w) picture: ``(ys, xs, core_ys, core_xs)`` per tile.
+
+    Tile origins are multiples of ``align`` (so encoder feature grids line up across tiles). The
+    *core* slices partition the picture (each pixel in exactly one core); the tile adds up to
+    ``overlap`` pixels of context around its core.
+    """
+    def spans(n: int) -> list[tuple[int, int, int, int]]:
+        if n <= tile:
+            return [(0, n, 0, n)]
+        step = max(align, (tile - overlap) // align * align)
+        starts = sorted(set(list(range(0, n - tile, step)) + [(n - tile) // align * align]))
+        ends = [min(st + tile, n) for st in starts[:-1]] + [n]  # the last tile reaches the edge
+        cuts = [0] + [(starts[i + 1] + ends[i]) // 2 for i in range(len(starts) - 1)] + [n]  # mid-overlap
+        return [(starts[i], ends[i], cuts[i], cuts[i + 1]) for i in range(len(starts))]
+
+    return [(slice(y0, y1), slice(x0, x1), slice(cy0, cy1), slice(cx0, cx1))
+            for y0, y1, cy0, cy1 in spans(h) for x0, x1, cx0, cx1 in spans(w)]
+
+
+def feather(h: int, w: int, ys: slice, xs: slice, full: tuple[int, int], ramp: int) -> Tensor:
+    """Blend weights (1, 1, h, w) for a tile: linear ramps of ``ramp`` px at edges shared with neighbours."""
+    def axis(n: int, start: int, stop: int, total: int) -> Tensor:
+        wgt = torch.ones(n)
+        r = min(ramp, n // 2)
+        if r > 0 and start > 0:
+            wgt[:r] = torch.linspace(1.0 / (r + 1), 1.0, r)
+        if r > 0 and stop < total:
+            wgt[-r:] = torch.minimum(wgt[-r:], torch.linspace(1.0, 1.0 / (r + 1), r))
+        return wgt
+
+    return (axis(h, ys.start, ys.stop, full[0])[:, None] * axis(w, xs.start, xs.stop, full[1])[None, :])[None, None]

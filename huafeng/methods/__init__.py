@@ -13,6 +13,7 @@ from .optimize import OptimizeSettings, OptimizeStylizer
 METHODS: dict[str, tuple[type, type]] = {
     "optimize": (OptimizeSettings, OptimizeStylizer),
 }
+DEFAULT_METHOD = "optimize"
 
 
 def make_settings(method: str, **overrides: Any):

@@ -1,0 +1,238 @@
+"""Arbitrary style in one pass: Universal Style Transfer (Li et al. 2017) on a frozen Lite0 encoder.
+
+Decoders are trained for *reconstruction only* (``huafeng train arbitrary``), one per encoder level;
+at inference the whitening-colouring transform (WCT) gives the content features the style's
+covariance, coarse to fine (L4 → L1), each level decoding to an image that the next level re-encodes.
+Because nothing is trained on particular paintings, it works for any painting.
+
+Levels (post-ReLU6 outputs of Lite0): L1 = ``stem`` (stride 2, 32 ch), L2 = ``block1_expand``
+(stride 2, 96 ch), L3 = ``block3_expand`` (stride 4, 144 ch), L4 = ``block5_expand`` (stride 8, 240 ch).
+
+Departures from the paper: a Lite0 encoder in place of VGG19 (about 10x cheaper here); decoders
+upsample bilinearly before a reflection-padded conv (nearest-neighbour upsampling left grid lines
+in a trial here); strength blends at the coarsest level only (blending at every level compounds).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import controls as ctl
+from ..errors import SettingsError, WeightsError
+from ..features import FeatureExtractor
+from ..image import resize_long_side
+from ..weights import load_file, shipped_path
+
+Tensor = torch.Tensor
+
+LEVELS = {"L1": "stem", "L2": "block1_expand", "L3": "block3_expand", "L4": "block5_expand"}
+# (channels in, width at the feature resolution, [width after each 2x upsampling]) per level.
+# Slim at high resolution, where convolutions cost the most on a CPU.
+DECODER_SHAPES = {"L1": (32, 32, [16]), "L2": (96, 64, [24]), "L3": (144, 96, [48, 16]),
+                  "L4": (240, 128, [64, 32, 16])}
+
+
+class Decoder(nn.Module):
+    """Features at one level -> RGB in [0,1]. Reflection-padded 3x3 convs, bilinear upsampling.
+
+    Layout (e.g. L3): conv(144→96) · [up · conv(→48) · conv(48→48)] · [up · conv(→16) · conv(16→16)] · conv(→3) · sigmoid
+    """
+
+    def __init__(self, level: str) -> None:
+        super().__init__()
+        cin, first, widths = DECODER_SHAPES[level]
+        self.level = level
+        self.inp = _conv(cin, first)
+        self.stages = nn.ModuleList()
+        c = first
+        for w in widths:
+            self.stages.append(nn.Sequential(_conv(c, w), nn.ReLU(inplace=True), _conv(w, w), nn.ReLU(inplace=True)))
+            c = w
+        self.out = _conv(c, 3)
+
+    def forward(self, f: Tensor, size: tuple[int, int] | None = None) -> Tensor:
+        x = F.relu(self.inp(f))
+        for stage in self.stages:
+            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+            x = stage(x)
+        x = torch.sigmoid(self.out(x))
+        if size is not None and x.shape[-2:] != size:  # odd sizes: the encoder rounded up
+            x = x[..., : size[0], : size[1]] if x.shape[-2] >= size[0] and x.shape[-1] >= size[1] else \
+                F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        return x
+
+
+def _conv(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3))
+
+
+# ------------------------------------------------------------------------------------------- WCT
+def feature_stats(f: Tensor, eps: float = 1e-5) -> tuple[Tensor, Tensor]:
+    """Mean (C,1) and covariance (C,C) of one feature map (1,C,H,W), in float64."""
+    x = f[0].reshape(f.shape[1], -1).double()
+    mu = x.mean(1, keepdim=True)
+    d = x - mu
+    return mu, d @ d.T / max(d.shape[1] - 1, 1) + eps * torch.eye(d.shape[0], dtype=torch.float64, device=f.device)
+
+
+def _sym_pow(cov: Tensor, p: float, eps: float = 1e-5) -> Tensor:
+    e, v = torch.linalg.eigh(cov)
+    return v @ torch.diag(e.clamp_min(eps).pow(p)) @ v.T
+
+
+def wct(content: Tensor, style_stats: tuple[Tensor, Tensor], content_stats: tuple[Tensor, Tensor] | None = None,
+        alpha: float = 1.0) -> Tensor:
+    r"""Whitening-colouring transform (Li et al. 2017).
+
+    .. math:: \hat f_c = E_c D_c^{-1/2} E_c^\top (f_c - \mu_c), \qquad
+              f_{cs} = E_s D_s^{1/2} E_s^\top \hat f_c + \mu_s, \qquad
+              \text{out} = \alpha f_{cs} + (1-\alpha) f_c
+
+    ``content_stats`` may be given (computed once for a whole picture, for tiling); otherwise they are
+    taken from ``content``. Output has the style's mean and covariance (exactly when alpha = 1).
+    """
+    mu_s, cov_s = style_stats
+    mu_c, cov_c = content_stats if content_stats is not None else feature_stats(content)
+    b, c, h, w = content.shape
+    x = content[0].reshape(c, -1).double()
+    t = _sym_pow(cov_s, 0.5) @ _sym_pow(cov_c, -0.5)
+    out = (t @ (x - mu_c) + mu_s).to(content.dtype).reshape(1, c, h, w)
+    return out if alpha >= 1 else alpha * out + (1 - alpha) * content
+
+
+def blend_stats(stats: list[tuple[Tensor, Tensor]], weights: list[float]) -> tuple[Tensor, Tensor]:
+    """Interpolate several styles' statistics (means and covariances mixed linearly)."""
+    mu = sum(w * s[0] for s, w in zip(stats, weights))
+    cov = sum(w * s[1] for s, w in zip(stats, weights))
+    return mu, cov
+
+
+# ---------------------------------------------------------------------------------------- method
+@dataclass(frozen=True)
+class ArbitrarySettings:
+    """Settings of the arbitrary-style method; the CLI derives its defaults from these."""
+
+    size: int | None = None     # long side of the result in pixels; None keeps the photo's own size
+    style_size: int = 512       # long side the painting is analysed at (x style_scale)
+    style_scale: float = 1.0    # bigger: larger brush strokes
+    levels: tuple[str, ...] = ("L4", "L3", "L2", "L1")
+    weights: str = "arbitrary"  # shipped name, or a path to a .safetensors file from `huafeng train arbitrary`
+    tile: int = 1024            # pictures larger than this are processed in overlapping tiles (bounded memory)
+    overlap: int = 64           # context around each tile, in pixels
+
+    def __post_init__(self) -> None:
+        if self.size is not None and not 16 <= self.size <= 16384:
+            raise SettingsError(f"size must be between 16 and 16384 pixels, got {self.size}.")
+        bad = [lv for lv in self.levels if lv not in LEVELS]
+        if bad or not self.levels:
+            raise SettingsError(f"levels must be some of {', '.join(LEVELS)}, got {', '.join(self.levels)}.")
+        if self.style_scale <= 0:
+            raise SettingsError("style_scale must be positive.")
+        if self.tile < 64 or not 0 <= self.overlap < self.tile // 2:
+            raise SettingsError("tile must be at least 64 px and overlap under half a tile.")
+
+
+def load_decoders(ref: str = "arbitrary") -> dict[str, Decoder]:
+    """Decoders from a shipped name or a safetensors file (keys ``L1.inp.1.weight`` …)."""
+    path = shipped_path(ref) if not ref.endswith(".safetensors") else ref
+    tensors, _ = load_file(path)
+    decoders = {}
+    for level in LEVELS:
+        sub = {k[len(level) + 1:]: v for k, v in tensors.items() if k.startswith(level + ".")}
+        if not sub:
+            continue
+        d = Decoder(level)
+        try:
+            d.load_state_dict(sub)
+        except RuntimeError:
+            raise WeightsError(f"{path} does not hold huafeng arbitrary-style decoders for {level}.") from None
+        decoders[level] = d.eval().requires_grad_(False)
+    if not decoders:
+        raise WeightsError(f"{path} holds no arbitrary-style decoders.")
+    return decoders
+
+
+class ArbitraryStylizer:
+    """Multi-level WCT with trained reconstruction decoders. ``stylize`` returns (1,3,H,W) in [0,1]."""
+
+    method = "arbitrary"
+
+    def __init__(self, settings: ArbitrarySettings = ArbitrarySettings(), decoders: dict[str, Decoder] | None = None):
+        self.settings = settings
+        self.decoders = decoders if decoders is not None else load_decoders(settings.weights)
+        missing = [lv for lv in settings.levels if lv not in self.decoders]
+        if missing:
+            raise WeightsError(f"no trained decoder for level(s) {', '.join(missing)}.")
+        self.encoder = FeatureExtractor("lite0", [LEVELS[lv] for lv in settings.levels])
+
+    def style_stats(self, style: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
+        s = self.settings
+        style = resize_long_side(style, max(32, int(s.style_size * s.style_scale)))
+        feats = self.encoder(style)
+        return {lv: feature_stats(feats[LEVELS[lv]]) for lv in s.levels}
+
+    @torch.inference_mode()
+    def stylize(self, content: Tensor, styles: list[Tensor], weights: list[float] | None = None,
+                controls: ctl.Controls = ctl.Controls(), progress: ctl.ProgressFn | None = None) -> Tensor:
+        s = self.settings
+        weights = ctl.normalize_weights(weights or [1.0] * len(styles))
+        if s.size is not None:
+            content = resize_long_side(content, s.size)
+        if controls.preserve_color == "histogram":
+            styles = [ctl.match_color(st, content) for st in styles]
+        all_stats = [self.style_stats(st) for st in styles]
+        masks = ctl.region_masks(controls.mask, len(styles), tuple(content.shape[-2:]))
+        x = content
+        for i, lv in enumerate(s.levels):
+            alpha = controls.strength if i == 0 else 1.0  # blend once, at the coarsest level
+            stats = [st[lv] for st in all_stats]
+            x = self._level(x, lv, stats, weights, alpha, masks)
+            if progress:
+                progress(ctl.Progress(f"level {lv}", i + 1, len(s.levels)))
+        # strength was applied in feature space; the rest of the controls act on the picture
+        return ctl.apply_after(content, x, ctl.Controls(preserve_color=controls.preserve_color,
+                                                        mask=controls.mask if len(styles) == 1 else None),
+                               len(styles))
+
+    def _transform(self, f: Tensor, lv: str, stats, weights, alpha, masks, box, content_stats=None) -> Tensor:
+        """WCT of one (tile's) features; two styles with a mask: foreground and background."""
+        if masks is not None and len(stats) == 2:
+            m = F.interpolate(masks[0][..., box[0], box[1]], size=f.shape[-2:], mode="bilinear", align_corners=False)
+            return m * wct(f, stats[0], content_stats, alpha) + (1 - m) * wct(f, stats[1], content_stats, alpha)
+        return wct(f, blend_stats(stats, weights), content_stats, alpha)
+
+    def _level(self, x: Tensor, lv: str, stats, weights, alpha, masks) -> Tensor:
+        """Encode → WCT → decode at one level; in overlapping tiles when the picture is large.
+
+        Tiled, the content statistics are accumulated over every tile's core first (pass 1), so every
+        tile is whitened with the whole picture's statistics and tiles don't drift apart (pass 2).
+        """
+        name, s = LEVELS[lv], self.settings
+        h, w = x.shape[-2:]
+        if max(h, w) <= s.tile:
+            f = self.encoder(x, [name])[name]
+            return self.decoders[lv](self._transform(f, lv, stats, weights, alpha, masks, (slice(None),) * 2), (h, w))
+        boxes = ctl.tile_boxes(h, w, s.tile, s.overlap)
+        n, s1, s2 = 0, 0.0, 0.0
+        for ys, xs, cy, cx in boxes:  # pass 1: global content statistics from the tiles' cores
+            f = self.encoder(x[..., ys, xs], [name])[name]
+            sy, sx = f.shape[-2] / (ys.stop - ys.start), f.shape[-1] / (xs.stop - xs.start)
+            core = f[0, :, int((cy.start - ys.start) * sy):int(round((cy.stop - ys.start) * sy)),
+                     int((cx.start - xs.start) * sx):int(round((cx.stop - xs.start) * sx))]
+            v = core.reshape(core.shape[0], -1).double()
+            n, s1, s2 = n + v.shape[1], s1 + v.sum(1, keepdim=True), s2 + v @ v.T
+        mu = s1 / n
+        cov = (s2 - n * mu @ mu.T) / max(n - 1, 1) + 1e-5 * torch.eye(mu.shape[0], dtype=torch.float64)
+        out, wsum = torch.zeros_like(x), torch.zeros_like(x[:, :1])
+        for ys, xs, _, _ in boxes:  # pass 2: transform and decode each tile, feathered into place
+            tile = x[..., ys, xs]
+            f = self.encoder(tile, [name])[name]
+            y = self.decoders[lv](self._transform(f, lv, stats, weights, alpha, masks, (ys, xs), (mu, cov)),
+                                  tuple(tile.shape[-2:]))
+            wgt = ctl.feather(*tile.shape[-2:], ys, xs, (h, w), s.overlap)
+            out[..., ys, xs] += y * wgt
+            wsum[..., ys, xs] += wgt
+        return out / wsum

@@ -1,0 +1,1 @@
+"""Training loops, data folders, resumable checkpoints and loss curves."""
