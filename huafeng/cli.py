@@ -22,6 +22,8 @@ _SETTING_FLAGS = {
     "content_weight": (float, "weight of the content loss"),
     "tv_weight": (float, "total-variation smoothing weight"),
     "style_scale": (float, "size of the style image relative to the result (bigger: larger brush strokes)"),
+    "style_size": (int, "long side the painting is analysed at, before --style-scale"),
+    "tile": (int, "pictures larger than this are processed in overlapping tiles (bounded memory)"),
     "optimizer": (str, "lbfgs or adam"),
     "init": (str, "content, recolor (content in the style's colours) or noise"),
     "seed": (int, "random seed, for repeatable results"),

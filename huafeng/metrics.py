@@ -26,10 +26,11 @@ Tensor = torch.Tensor
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 
 
-def _check(x: Tensor, name: str, channels: tuple[int, ...] = (3,)) -> None:
-    if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] not in channels:
-        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a (B, {'|'.join(map(str, channels))}, H, W) tensor, got {shape}.")
+def _check(channels: tuple[int, ...] = (3,), **images: Tensor) -> None:
+    for name, x in images.items():
+        if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] not in channels:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"{name} must be a (B, {'|'.join(map(str, channels))}, H, W) tensor, got {shape}.")
 
 
 def _match(b: Tensor, a: Tensor) -> Tensor:
@@ -69,8 +70,7 @@ def ssim(a: Tensor, b: Tensor, *, data_range: float = 1.0, win_size: int = 7, lu
     population (co)variances; for a 1-pixel image that leaves the luminance term
     (2xy + C1)/(x² + y² + C1): 1.0 if the pixels are equal, less otherwise.
     """
-    _check(a, "a", (1, 3))
-    _check(b, "b", (1, 3))
+    _check((1, 3), a=a, b=b)
     if win_size < 3 or win_size % 2 == 0:
         raise SettingsError(f"win_size must be an odd number of at least 3, got {win_size}.")
     b = _match(b, a)
@@ -114,8 +114,7 @@ def _sobel_magnitude(y: Tensor) -> Tensor:
 @torch.no_grad()
 def edge_ssim(a: Tensor, b: Tensor) -> float:
     """SSIM (data range 1) of the Sobel gradient magnitudes of the two lumas: edge preservation."""
-    _check(a, "a")
-    _check(b, "b")
+    _check(a=a, b=b)
     b = _match(b, a)
     ga, gb = _sobel_magnitude(_luma(a).double()), _sobel_magnitude(_luma(b).double())
     return _ssim(ga, gb, 1.0, 7)
@@ -140,8 +139,7 @@ def _features(x: Tensor, backbone: str, kind: str) -> list[Tensor]:
 @torch.no_grad()
 def content_distance(a: Tensor, b: Tensor, backbone: str = "lite0") -> float:
     r"""Relative feature distance at the content layers: mean over l of ‖F_l(a) − F_l(b)‖² / ‖F_l(b)‖²."""
-    _check(a, "a")
-    _check(b, "b")
+    _check(a=a, b=b)
     fa, fb = _features(a, backbone, "content"), _features(_match(b, a), backbone, "content")
     return sum(content_loss(x, y, normalize=True).item() for x, y in zip(fa, fb)) / len(fa)
 
@@ -152,8 +150,7 @@ def gram_distance(a: Tensor, style: Tensor, backbone: str = "lite0") -> float:
 
     Gram matrices (``losses.gram_matrix``) are C×C whatever the image size, so no resizing.
     """
-    _check(a, "a")
-    _check(style, "style")
+    _check(a=a, style=style)
     fa, fs = _features(a, backbone, "style"), _features(style, backbone, "style")
     d = [style_loss(gram_matrix(x), gram_matrix(y), normalize=True).item() for x, y in zip(fa, fs)]
     return sum(d) / len(d)
@@ -165,8 +162,7 @@ def mean_std_distance(a: Tensor, style: Tensor, backbone: str = "lite0") -> floa
 
     .. math:: \frac{\lVert\mu_a-\mu_s\rVert^2 + \lVert\sigma_a-\sigma_s\rVert^2}{\lVert\mu_s\rVert^2 + \lVert\sigma_s\rVert^2}
     """
-    _check(a, "a")
-    _check(style, "style")
+    _check(a=a, style=style)
     d = []
     for x, y in zip(_features(a, backbone, "style"), _features(style, backbone, "style")):
         (ma, sa), (ms, ss) = mean_std(x), mean_std(y)
@@ -193,8 +189,7 @@ def perceptual_distance(a: Tensor, b: Tensor, backbone: str = "lite0") -> float:
 
     ``b`` is resized to ``a`` first. Each term lies in [0, 4] (in [0, 2] for post-ReLU features).
     """
-    _check(a, "a")
-    _check(b, "b")
+    _check(a=a, b=b)
     return _lpips(_unit_features(a, backbone), _unit_features(_match(b, a), backbone))
 
 
@@ -203,8 +198,7 @@ def diversity(images: list[Tensor], backbone: str = "lite0") -> float:
     """Mean ``perceptual_distance`` over all pairs (all resized to the first's size); 0.0 below 2."""
     if len(images) < 2:
         return 0.0
-    for i, x in enumerate(images):
-        _check(x, f"images[{i}]")
+    _check(**{f"images[{i}]": x for i, x in enumerate(images)})
     feats = [_unit_features(_match(x, images[0]), backbone) for x in images]
     d = [_lpips(u, v) for u, v in itertools.combinations(feats, 2)]
     return sum(d) / len(d)
@@ -228,8 +222,7 @@ def color_distance(a: Tensor, b: Tensor, bins: int = 8) -> float:
     over bins³ cubes of the RGB cube. 0 for the same colour distribution (whatever the layout
     or size), 1 for disjoint ones.
     """
-    _check(a, "a")
-    _check(b, "b")
+    _check(a=a, b=b)
     if bins < 1:
         raise SettingsError(f"bins must be at least 1, got {bins}.")
     inter = torch.minimum(_rgb_histogram(a, bins), _rgb_histogram(b, bins)).sum().item()

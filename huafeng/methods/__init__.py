@@ -8,10 +8,12 @@ from dataclasses import fields
 from typing import Any
 
 from ..errors import SettingsError
+from .arbitrary import ArbitrarySettings, ArbitraryStylizer
 from .optimize import OptimizeSettings, OptimizeStylizer
 
 METHODS: dict[str, tuple[type, type]] = {
     "optimize": (OptimizeSettings, OptimizeStylizer),
+    "arbitrary": (ArbitrarySettings, ArbitraryStylizer),
 }
 DEFAULT_METHOD = "optimize"
 
