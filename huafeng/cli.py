@@ -167,19 +167,17 @@ def _stylize(args: argparse.Namespace) -> int:
     protect = contents + [Path(s.rpartition(":")[0] or s) for s in args.style] + ([Path(args.mask)] if args.mask else [])
     failures = 0
     for content, out in zip(contents, outputs):
-        bar = _bar(content.name, args.quiet)
         try:
-            rgb, alpha = stylize_image(content, args.style, args.method, strength=args.strength,
-                                       preserve_color=args.preserve_color, mask=args.mask, progress=bar.update,
-                                       max_pixels=args.max_pixels, device=args.device, **settings)
+            with _bar(content.name, args.quiet) as bar:
+                rgb, alpha = stylize_image(content, args.style, args.method, strength=args.strength,
+                                           preserve_color=args.preserve_color, mask=args.mask, progress=bar.update,
+                                           max_pixels=args.max_pixels, device=args.device, **settings)
         except HuafengError as e:
-            bar.close()
             if len(contents) == 1:
                 raise
             print(f"huafeng: error: {e}", file=sys.stderr)
             failures += 1
             continue
-        bar.close()
         path = save_image(rgb, out, alpha=alpha, protect=protect)
         print(path)
     return 2 if failures else 0
@@ -206,9 +204,8 @@ def _train(args: argparse.Namespace) -> int:
     opts = {k: getattr(args, k) for k in ("minutes", "steps", "batch", "crop") if getattr(args, k) is not None}
     settings = ArbitraryTrainSettings(content_dir=_data_dir(args.content, "content"),
                                       style_dir=_data_dir(args.styles, "styles"), out=args.out, **opts)
-    bar = _bar("train arbitrary", args.quiet)
-    summary = train_arbitrary(settings, progress=bar.update)
-    bar.close()
+    with _bar("train arbitrary", args.quiet) as bar:
+        summary = train_arbitrary(settings, progress=bar.update)
     print(f"{summary['out']}: {summary['steps']} steps, {summary['minutes']} min; last check: "
           + ", ".join(f"{k} {v}" for k, v in summary["last_eval"].items() if k.endswith("psnr")) + " dB")
     return 0
@@ -221,9 +218,8 @@ def _evaluate(args: argparse.Namespace) -> int:
                                 style_dir=_data_dir(args.styles, "styles"), out=args.output,
                                 methods=tuple(m for m in (args.methods or "").split(",") if m),
                                 photos=args.n_photos, styles=args.n_styles, size=args.size)
-    bar = _bar("evaluate", args.quiet)
-    result = evaluate(settings, progress=bar.update)
-    bar.close()
+    with _bar("evaluate", args.quiet) as bar:
+        result = evaluate(settings, progress=bar.update)
     for method, v in result["summary"].items():
         print(f"{method}: " + ", ".join(f"{k} {v[k]:.4g}" for k in ("ssim", "gram_distance", "seconds", "diversity")))
     print(result["report"])
@@ -239,9 +235,8 @@ def _bench(args: argparse.Namespace) -> int:
         limits = {k: int(v) for k, v in (item.split("=") for item in args.max_size)}
     except ValueError:
         raise SettingsError("--sizes takes numbers like 256,512 and --max-size METHOD=PX.") from None
-    bar = _bar("bench", args.quiet)
-    rows = bench([m for m in (args.methods or "").split(",") if m] or None, sizes, limits, progress=bar.update)
-    bar.close()
+    with _bar("bench", args.quiet) as bar:
+        rows = bench([m for m in (args.methods or "").split(",") if m] or None, sizes, limits, progress=bar.update)
     print(bench_table(rows))
     if args.output:
         out = Path(args.output)
@@ -252,17 +247,20 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 class _bar:
-    """A tqdm bar fed by the library's Progress reports."""
+    """A tqdm bar fed by the library's Progress reports; created at the first report, so errors
+    raised before any progress print cleanly. Use as a context manager."""
 
     def __init__(self, name: str, quiet: bool) -> None:
-        from tqdm import tqdm
-
-        self.t = None if quiet or not sys.stderr else tqdm(total=1, desc=name, unit="step", file=sys.stderr,
-                                                            leave=False, dynamic_ncols=True)
+        self.name, self.quiet, self.t = name, quiet, None
 
     def update(self, p) -> None:
-        if self.t is None:
+        if self.quiet:
             return
+        if self.t is None:
+            from tqdm import tqdm
+
+            self.t = tqdm(total=p.total, desc=self.name, unit="step", file=sys.stderr, leave=False,
+                          dynamic_ncols=True, initial=p.step)
         self.t.total = p.total
         self.t.n = p.step
         self.t.set_postfix_str(p.stage + (f" loss {p.loss:.3g}" if p.loss is not None else ""), refresh=False)
@@ -271,6 +269,13 @@ class _bar:
     def close(self) -> None:
         if self.t is not None:
             self.t.close()
+            self.t = None
+
+    def __enter__(self) -> "_bar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import mean
 
@@ -41,6 +41,7 @@ class EvaluateSettings:
     size: int = 512
     metric_backbone: str = "lite0"
     seed: int = 0
+    overrides: dict = field(default_factory=dict)  # per-method settings, e.g. {"optimize": {"steps": 60}}
 
 
 def available_methods() -> list[str]:
@@ -75,7 +76,7 @@ def evaluate(s: EvaluateSettings, progress: ProgressFn | None = None) -> dict:
     styles = {p.stem: load_image(p, size=max(s.size, 512)) for p in paintings}
     rows, total, done = [], len(methods) * len(contents) * len(styles), 0
     for method in methods:
-        stylizer = get_stylizer(method, make_settings(method, size=s.size))
+        stylizer = get_stylizer(method, make_settings(method, **{"size": s.size, **s.overrides.get(method, {})}))
         folder = out / "cells" / method
         folder.mkdir(exist_ok=True)
         for cname, content in contents.items():
@@ -151,7 +152,7 @@ BENCH_MAX = {"optimize": 1024}
 
 
 def bench(methods: list[str] | None = None, sizes=BENCH_SIZES, max_size: dict | None = None,
-          progress: ProgressFn | None = None) -> list[dict]:
+          progress: ProgressFn | None = None, overrides: dict | None = None) -> list[dict]:
     """Wall time and peak RSS above baseline of one warm stylize per method and size (square photo)."""
     methods = methods or available_methods()
     limits = {**BENCH_MAX, **(max_size or {})}
@@ -164,7 +165,7 @@ def bench(methods: list[str] | None = None, sizes=BENCH_SIZES, max_size: dict | 
         if size > limits.get(method, max(sizes)):
             rows.append({"method": method, "size": size, "skipped": f"over the {limits[method]} px budget"})
             continue
-        stylizer = get_stylizer(method, make_settings(method, size=size))
+        stylizer = get_stylizer(method, make_settings(method, **{"size": size, **(overrides or {}).get(method, {})}))
         content = F.interpolate(photo, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
         stylizer.stylize(content[..., :64, :64], [style])  # warm up (weights loaded, allocator primed)
         with metrics.Measure() as m:

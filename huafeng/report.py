@@ -55,8 +55,9 @@ def _plots(out: Path, rows: list[dict], summary: dict, bench_rows: list[dict] | 
             t0 = min(r["seconds"] for r in ok if r["megapixels"] == lo)
             axes[0].plot([lo, hi], [t0, t0 * hi / lo], "k:", lw=1, label="linear in pixels")
         axes[0].set(xscale="log", yscale="log", xlabel="megapixels", ylabel="seconds", title="time vs resolution")
-        axes[1].set(xscale="log", yscale="log", xlabel="megapixels", ylabel="peak RSS above start (MB)",
-                    title="memory vs resolution")
+        positive = all(r["peak_rss_mb"] > 0 for r in ok)
+        axes[1].set(xscale="log", yscale="log" if positive else "linear", xlabel="megapixels",
+                    ylabel="peak RSS above start (MB)", title="memory vs resolution")
         for ax in axes:
             ax.grid(alpha=0.3, which="both")
             ax.legend()

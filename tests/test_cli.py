@@ -136,3 +136,15 @@ def test_console_script_prints_one_line_and_no_traceback(tmp_path):
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "notes.jpg" in r.stderr and "Traceback" not in r.stderr
     assert bad.read_text() == "this is not a picture"
+
+
+@pytest.mark.parametrize("args", [
+    ["evaluate", "--content", "/no/such/folder", "--styles", "/no/such/folder"],
+    ["train", "arbitrary", "--content", "/no/such/folder", "--styles", "/no/such/folder"],
+    ["bench", "--sizes", "big"],
+    ["stylize", "parrots", "--style", "udnie", "--method", "arbitrary", "--weights", "/no/such.safetensors"],
+])
+def test_other_commands_give_one_line_errors(args, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("huafeng: error: ")
