@@ -124,7 +124,9 @@ class ArbitrarySettings:
     size: int | None = None     # long side of the result in pixels; None keeps the photo's own size
     style_size: int = 512       # long side the painting is analysed at (x style_scale)
     style_scale: float = 1.0    # bigger: larger brush strokes
-    levels: tuple[str, ...] = ("L4", "L3", "L2", "L1")
+    # Coarse to fine. L4 (stride 8) would add larger strokes, but its decoder is still under-trained
+    # (blurry, grey reconstructions at this stage), so it is off by default: see weights/arbitrary.md.
+    levels: tuple[str, ...] = ("L3", "L2", "L1")
     weights: str = "arbitrary"  # shipped name, or a path to a .safetensors file from `huafeng train arbitrary`
     tile: int = 1024            # pictures larger than this are processed in overlapping tiles (bounded memory)
     overlap: int = 64           # context around each tile, in pixels
