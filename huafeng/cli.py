@@ -108,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest size to run a method at (default: optimize=1024)")
     b.add_argument("-o", "--output", help="folder for bench.json and the plot (e.g. a report folder)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    v = sub.add_parser("serve", help="the web studio and REST API")
+    v.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    v.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    v.add_argument("--results", default="huafeng-results", help="folder for results (default: huafeng-results)")
+    v.add_argument("--results-cap-mb", type=int, default=500, help="oldest results are evicted past this size")
+    v.add_argument("--max-upload-mb", type=int, default=20, help="largest upload (default: 20 MB)")
+    v.add_argument("--max-queue", type=int, default=8, help="waiting jobs before requests get 429 (default: 8)")
+    v.add_argument("--workers", type=int, default=1, help="jobs run at once (default: 1)")
     return p
 
 
@@ -119,7 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return {"stylize": _stylize, "styles": _styles, "train": _train, "evaluate": _evaluate,
-                "bench": _bench}[args.command](args)
+                "bench": _bench,
+                "serve": _serve}[args.command](args)
     except HuafengError as e:
         print(f"huafeng: error: {e}", file=sys.stderr)
         return e.exit_code
@@ -243,6 +253,18 @@ def _bench(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "bench.json", rows)
         print(out / "bench.json")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .service import ServiceConfig, serve
+
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"huafeng: serving on {args.host}: anyone who can reach it can use it.", file=sys.stderr)
+    print(f"huafeng studio: http://{args.host}:{args.port}/  (API docs: /docs)", file=sys.stderr)
+    serve(ServiceConfig(host=args.host, port=args.port, results_dir=args.results,
+                        results_cap_bytes=args.results_cap_mb * 2**20, max_upload_bytes=args.max_upload_mb * 2**20,
+                        max_queue=args.max_queue, workers=args.workers))
     return 0
 
 

@@ -1,0 +1,216 @@
+"""The web studio and REST API: a thin FastAPI layer over the library.
+
+Nothing from a request reaches the filesystem: styles are looked up by bundled name, uploads are
+decoded in memory, results are stored under random ids, and ids are checked against a pattern.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..api import stylize_image
+from ..errors import HuafengError, SettingsError
+from ..image import read_image, save_image
+from ..methods import METHODS, get_stylizer, make_settings
+from ..styles import BUNDLED
+from .jobs import Job, JobQueue, QueueFull, evict_oldest
+
+STATIC = Path(__file__).resolve().parent / "static"
+_ID = re.compile(r"^[0-9a-f]{32}$")
+SYNC_METHODS = ("arbitrary",)  # fast enough to answer within one request
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    results_dir: str = "huafeng-results"
+    results_cap_bytes: int = 500 * 2**20
+    max_upload_bytes: int = 20 * 2**20
+    max_pixels: int = 16_000_000
+    max_size: int = 2048
+    max_queue: int = 8
+    workers: int = 1
+    request_timeout: float = 120.0   # a synchronous /v1/stylize waits at most this long
+    job_timeout: float = 900.0       # a job running longer is stopped
+    retry_after: int = 5
+    method_defaults: dict = field(default_factory=dict)  # per-method settings, e.g. {"optimize": {"steps": 60}}
+
+
+def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:
+    app = FastAPI(title="huafeng", version=__version__,
+                  description="Style transfer: the studio page at /, the REST API under /v1.")
+    results = Path(config.results_dir)
+    results.mkdir(parents=True, exist_ok=True)
+
+    def run(job: Job, report) -> Path:
+        p = job.params
+        rgb, alpha = stylize_image(p["content"], p["styles"], p["method"], strength=p["strength"],
+                                   preserve_color=p["preserve_color"], progress=report,
+                                   **{**config.method_defaults.get(p["method"], {}), **p["settings"]})
+        path = save_image(rgb, results / f"{job.id}.png", alpha=alpha)
+        evict_oldest(results, config.results_cap_bytes)
+        return path
+
+    jobs = JobQueue(run, workers=config.workers, max_queue=config.max_queue, job_timeout=config.job_timeout)
+    app.state.jobs, app.state.config = jobs, config
+
+    # ------------------------------------------------------------------------------------- errors
+    @app.exception_handler(HuafengError)
+    async def _huafeng_error(_: Request, e: HuafengError):
+        return _error(e.http_status, str(e))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, e: RequestValidationError):
+        first = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", ())[1:]) or "request"
+        return _error(422, f"invalid {where}: {first.get('msg', 'bad value')}.")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, e: StarletteHTTPException):
+        return _error(e.status_code, str(e.detail))
+
+    @app.exception_handler(_TooLarge)
+    async def _too_large(_: Request, e: _TooLarge):
+        return _error(413, str(e))
+
+    @app.exception_handler(QueueFull)
+    async def _full(_: Request, e: QueueFull):
+        return _error(429, "the queue is full; try again shortly.", {"Retry-After": str(config.retry_after)})
+
+    @app.middleware("http")
+    async def _limit_body(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > 2 * config.max_upload_bytes + 2**20:
+            return _error(413, f"the upload is over {config.max_upload_bytes // 2**20} MB.")
+        return await call_next(request)
+
+    # --------------------------------------------------------------------------------- endpoints
+    @app.get("/", include_in_schema=False)
+    def studio():
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/v1/health")
+    def health() -> dict:
+        return {"status": "ok", "version": __version__, "queued": jobs.waiting, "running": jobs.running,
+                "methods": list(METHODS)}
+
+    @app.get("/v1/styles")
+    def styles() -> list[dict]:
+        return [{"name": s.name, "title": s.title, "artist": s.artist, "year": s.year,
+                 "thumbnail": f"/v1/styles/{s.name}/thumbnail"} for s in BUNDLED.values()]
+
+    @app.get("/v1/styles/{name}/thumbnail")
+    def thumbnail(name: str):
+        if name not in BUNDLED:  # a name, never a path
+            return _error(404, f"no bundled style named {name[:40]!r}.")
+        return FileResponse(BUNDLED[name].path, media_type="image/jpeg")
+
+    async def _params(content: UploadFile, style: str | None, style_file: UploadFile | None, method: str,
+                      strength: float, preserve_color: str, size: int | None) -> dict[str, Any]:
+        if method not in METHODS:
+            raise SettingsError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}.")
+        if size is not None and not 16 <= size <= config.max_size:
+            raise SettingsError(f"size must be between 16 and {config.max_size}.")
+        if style_file is not None and style_file.filename:
+            style_img = read_image(await _read(style_file), max_pixels=config.max_pixels)[0]
+            styles = [style_img]
+        elif style:
+            names = [s.strip() for s in style.split(",") if s.strip()]
+            bad = [n for n in names if n not in BUNDLED]
+            if bad or not names:
+                raise SettingsError(f"unknown style {bad[0] if bad else style!r}; choose one of: {', '.join(BUNDLED)}.")
+            styles = [read_image(BUNDLED[n].path)[0] for n in names]
+        else:
+            raise SettingsError("give a style name (style) or a painting (style_file).")
+        rgb, alpha = read_image(await _read(content), max_pixels=config.max_pixels)
+        settings = {"size": size} if size is not None else {}
+        get_stylizer(method, make_settings(method, **{**config.method_defaults.get(method, {}), **settings}))
+        return {"content": rgb if alpha is None else _with_alpha(rgb, alpha), "styles": styles, "method": method,
+                "strength": strength, "preserve_color": preserve_color, "settings": settings}
+
+    async def _read(upload: UploadFile) -> bytes:
+        data = await upload.read(config.max_upload_bytes + 1)
+        if len(data) > config.max_upload_bytes:
+            raise _TooLarge(f"{upload.filename or 'the upload'} is over {config.max_upload_bytes // 2**20} MB.")
+        return data
+
+    @app.post("/v1/jobs", status_code=202)
+    async def create_job(content: UploadFile = File(...), style: str | None = Form(None),
+                         style_file: UploadFile | None = File(None), method: str = Form("arbitrary"),
+                         strength: float = Form(1.0, ge=0, le=1), preserve_color: str = Form("none"),
+                         size: int | None = Form(None)) -> dict:
+        job = jobs.submit(await _params(content, style, style_file, method, strength, preserve_color, size))
+        return job.public()
+
+    @app.get("/v1/jobs/{job_id}")
+    def get_job(job_id: str) -> dict:
+        return _job(job_id).public()
+
+    @app.delete("/v1/jobs/{job_id}")
+    def cancel_job(job_id: str) -> dict:
+        _job(job_id)
+        return jobs.cancel(job_id).public()
+
+    @app.get("/v1/jobs/{job_id}/result")
+    def job_result(job_id: str):
+        job = _job(job_id)
+        if job.status != "done" or job.result is None or not job.result.exists():
+            return _error(404 if job.status == "done" else 409, f"job {job_id} has no result ({job.status}).")
+        return FileResponse(job.result, media_type="image/png", filename=f"huafeng-{job_id[:8]}.png")
+
+    def _job(job_id: str) -> Job:
+        job = jobs.get(job_id) if _ID.match(job_id) else None
+        if job is None:
+            raise StarletteHTTPException(404, f"no job {job_id[:40]!r}.")
+        return job
+
+    @app.post("/v1/stylize")
+    async def stylize(content: UploadFile = File(...), style: str | None = Form(None),
+                      style_file: UploadFile | None = File(None), method: str = Form("arbitrary"),
+                      strength: float = Form(1.0, ge=0, le=1), preserve_color: str = Form("none"),
+                      size: int | None = Form(None)):
+        """Synchronous stylization for fast methods; returns the PNG."""
+        import asyncio
+        import time
+
+        if method not in SYNC_METHODS:
+            raise SettingsError(f"{method} is too slow to answer in one request; POST /v1/jobs instead.")
+        job = jobs.submit(await _params(content, style, style_file, method, strength, preserve_color, size))
+        deadline = time.time() + config.request_timeout
+        while job.status in ("queued", "running"):
+            if time.time() > deadline:
+                jobs.cancel(job.id)
+                return _error(504, f"the stylization took over {config.request_timeout:.0f} s and was stopped.")
+            await asyncio.sleep(0.02)
+        if job.status != "done":
+            return _error(422 if job.status == "failed" else 409, job.error or job.status)
+        return Response(job.result.read_bytes(), media_type="image/png", headers={"X-Job-Id": job.id})
+
+    return app
+
+
+def _with_alpha(rgb, alpha):
+    """Keep the alpha with the content through the job (re-attached on save)."""
+    import torch
+
+    return torch.cat([rgb, alpha], 1)

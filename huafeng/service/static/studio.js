@@ -1,0 +1,108 @@
+// huafeng studio: plain JS, no CDN. Talks to the REST API of the same server.
+"use strict";
+const $ = (id) => document.getElementById(id);
+const state = { photo: null, style: null, styleFile: null, job: null, timer: null, history: [] };
+
+function setStatus(text, error = false) { const s = $("status"); s.textContent = text; s.className = error ? "error" : ""; }
+function ready() { $("go").disabled = !(state.photo && (state.style || state.styleFile)) || !!state.job; }
+
+async function loadHealth() {
+  try { const h = await (await fetch("/v1/health")).json(); $("health").textContent = `v${h.version} · queue ${h.queued}`; }
+  catch { $("health").textContent = "server unreachable"; }
+}
+
+async function loadGallery() {
+  const styles = await (await fetch("/v1/styles")).json();
+  for (const s of styles) {
+    const b = document.createElement("button");
+    b.type = "button"; b.dataset.style = s.name; b.title = `${s.artist}, ${s.title} (${s.year})`;
+    b.setAttribute("role", "option"); b.setAttribute("aria-selected", "false");
+    b.innerHTML = `<img src="${s.thumbnail}" alt="${s.name}"><span>${s.name}</span>`;
+    b.onclick = () => selectStyle(s.name);
+    $("gallery").appendChild(b);
+  }
+}
+
+function selectStyle(name) {
+  state.style = name; state.styleFile = null; $("style-file").value = "";
+  for (const b of $("gallery").children) b.setAttribute("aria-selected", String(b.dataset.style === name));
+  ready();
+}
+
+function setPhoto(file) {
+  if (!file) return;
+  state.photo = file;
+  const img = $("photo-preview"); img.src = URL.createObjectURL(file); img.hidden = false;
+  $("before").src = img.src; ready();
+}
+
+function form() {
+  const f = new FormData();
+  f.append("content", state.photo);
+  if (state.styleFile) f.append("style_file", state.styleFile); else f.append("style", state.style);
+  f.append("method", $("method").value);
+  f.append("strength", $("strength").value);
+  f.append("preserve_color", $("color").value);
+  if ($("size").value) f.append("size", $("size").value);
+  return f;
+}
+
+async function errorText(r) {
+  try { return (await r.json()).error || r.statusText; } catch { return r.statusText; }
+}
+
+async function go() {
+  setStatus("sending…"); $("progress").hidden = false; $("progress").value = 0;
+  const r = await fetch("/v1/jobs", { method: "POST", body: form() });
+  if (!r.ok) {
+    const retry = r.headers.get("Retry-After");
+    setStatus(await errorText(r) + (retry ? ` (retry in ${retry} s)` : ""), true); $("progress").hidden = true; return;
+  }
+  state.job = (await r.json()).id; $("cancel").hidden = false; ready();
+  state.timer = setInterval(poll, 400);
+}
+
+async function poll() {
+  const r = await fetch(`/v1/jobs/${state.job}`);
+  if (!r.ok) { finish(await errorText(r), true); return; }
+  const j = await r.json();
+  $("progress").value = j.progress;
+  setStatus(`${j.status} ${Math.round(j.progress * 100)}% ${j.stage || ""}`);
+  if (j.status === "done") { show(j.result); finish(`done in ${j.seconds} s`); }
+  else if (j.status === "failed" || j.status === "cancelled") finish(j.error || j.status, j.status === "failed");
+}
+
+function finish(text, error = false) {
+  clearInterval(state.timer); state.job = null; $("cancel").hidden = true; $("progress").hidden = true;
+  setStatus(text, error); ready();
+}
+
+function show(url) {
+  $("after").src = url; $("compare").hidden = false;
+  const a = $("download"); a.href = url; a.hidden = false;
+  $("after").onload = () => { $("before").style.width = $("after").clientWidth + "px"; };
+  state.history.unshift(url);
+  const h = document.createElement("img"); h.src = url; h.alt = "earlier result"; h.onclick = () => show(url);
+  $("history").prepend(h);
+}
+
+async function cancel() {
+  if (!state.job) return;
+  await fetch(`/v1/jobs/${state.job}`, { method: "DELETE" });
+}
+
+$("photo").onchange = (e) => setPhoto(e.target.files[0]);
+$("style-file").onchange = (e) => {
+  state.styleFile = e.target.files[0] || null; state.style = null;
+  for (const b of $("gallery").children) b.setAttribute("aria-selected", "false");
+  ready();
+};
+const drop = $("drop");
+drop.ondragover = (e) => { e.preventDefault(); drop.classList.add("over"); };
+drop.ondragleave = () => drop.classList.remove("over");
+drop.ondrop = (e) => { e.preventDefault(); drop.classList.remove("over"); setPhoto(e.dataTransfer.files[0]); };
+$("strength").oninput = (e) => { $("strength-out").textContent = e.target.value; };
+$("slider").oninput = (e) => { $("before-wrap").style.width = e.target.value + "%"; };
+$("go").onclick = go;
+$("cancel").onclick = cancel;
+loadHealth(); loadGallery();

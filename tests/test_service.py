@@ -1,0 +1,171 @@
+"""The REST API through FastAPI's TestClient: happy paths, limits, cancellation, bad input."""
+import io
+import time
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from huafeng.image import save_image
+from huafeng.methods.arbitrary import LEVELS, Decoder
+from huafeng.service import ServiceConfig, create_app
+from huafeng.weights import save_file
+
+from corpus import make_corpus
+
+
+@pytest.fixture(scope="module")
+def decoders(tmp_path_factory):
+    """Untrained decoders in a file: the API's mechanics don't depend on the shipped weights."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "dec.safetensors"
+    save_file({f"{lv}.{k}": v for lv in LEVELS for k, v in Decoder(lv).state_dict().items()}, path)
+    return str(path)
+
+
+def png_bytes(h=40, w=56, seed=0) -> bytes:
+    torch.manual_seed(seed)
+    buf = io.BytesIO()
+    from huafeng.image import to_pil
+
+    to_pil(torch.rand(1, 3, h, w)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def make_client(tmp_path, decoders, optimize_steps=4, **kw):
+    cfg = ServiceConfig(results_dir=str(tmp_path / "results"),
+                        method_defaults={"arbitrary": {"weights": decoders, "levels": ("L2", "L1")},
+                                         "optimize": {"steps": optimize_steps}}, **kw)
+    return TestClient(create_app(cfg))
+
+
+def wait(client, job_id, timeout=60):
+    end = time.time() + timeout
+    while time.time() < end:
+        j = client.get(f"/v1/jobs/{job_id}").json()
+        if j["status"] not in ("queued", "running"):
+            return j
+        time.sleep(0.05)
+    raise AssertionError("job did not finish")
+
+
+@pytest.fixture()
+def client(tmp_path, decoders):
+    return make_client(tmp_path, decoders)
+
+
+def test_health_styles_thumbnail_and_studio(client):
+    h = client.get("/v1/health").json()
+    assert h["status"] == "ok" and "arbitrary" in h["methods"]
+    styles = client.get("/v1/styles").json()
+    assert len(styles) >= 8 and styles[0]["thumbnail"].startswith("/v1/styles/")
+    t = client.get(styles[0]["thumbnail"])
+    assert t.status_code == 200 and t.headers["content-type"] == "image/jpeg"
+    page = client.get("/")
+    assert page.status_code == 200 and "huafeng studio" in page.text and "cdn" not in page.text.lower()
+    assert client.get("/static/studio.js").status_code == 200
+    assert "/v1/jobs" in client.get("/openapi.json").json()["paths"]
+
+
+def test_sync_stylize_returns_a_png(client):
+    r = client.post("/v1/stylize", files={"content": ("p.png", png_bytes())}, data={"style": "udnie", "size": "48"})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert r.content[:8] == b"\x89PNG\r\n\x1a\n"
+    r = client.post("/v1/stylize", files={"content": ("p.png", png_bytes()), "style_file": ("s.png", png_bytes(seed=1))})
+    assert r.status_code == 200
+    r = client.post("/v1/stylize", files={"content": ("p.png", png_bytes())}, data={"style": "udnie", "method": "optimize"})
+    assert r.status_code == 422 and "/v1/jobs" in r.json()["error"]
+
+
+def test_job_lifecycle_and_result(client):
+    r = client.post("/v1/jobs", files={"content": ("p.png", png_bytes())},
+                    data={"style": "starry-night", "method": "optimize", "size": "32", "strength": "0.8",
+                          "preserve_color": "luminance"})
+    assert r.status_code == 202
+    job = wait(client, r.json()["id"])
+    assert job["status"] == "done" and job["progress"] == 1.0
+    img = client.get(job["result"])
+    assert img.status_code == 200 and img.content[:4] == b"\x89PNG"
+
+
+def test_cancel_a_running_job(tmp_path, decoders):
+    client = make_client(tmp_path, decoders, optimize_steps=400)
+    r = client.post("/v1/jobs", files={"content": ("p.png", png_bytes())},
+                    data={"style": "udnie", "method": "optimize", "size": "96"})
+    job_id = r.json()["id"]
+    for _ in range(200):
+        if client.get(f"/v1/jobs/{job_id}").json()["status"] == "running":
+            break
+        time.sleep(0.02)
+    assert client.delete(f"/v1/jobs/{job_id}").status_code == 200
+    assert wait(client, job_id)["status"] == "cancelled"
+    assert client.get(f"/v1/jobs/{job_id}/result").status_code == 409
+
+
+def test_full_queue_gets_429_with_retry_after(tmp_path, decoders):
+    client = make_client(tmp_path, decoders, optimize_steps=400, max_queue=1)
+    send = lambda: client.post("/v1/jobs", files={"content": ("p.png", png_bytes())},  # noqa: E731
+                               data={"style": "udnie", "method": "optimize", "size": "96"})
+    first = send().json()["id"]
+    for _ in range(200):  # wait until the worker has taken the first job, so the queue is empty again
+        if client.get(f"/v1/jobs/{first}").json()["status"] == "running":
+            break
+        time.sleep(0.02)
+    second = send()
+    third = send()
+    assert second.status_code == 202 and third.status_code == 429
+    assert third.headers["retry-after"] and "queue is full" in third.json()["error"]
+    for j in (first, second.json()["id"]):
+        client.delete(f"/v1/jobs/{j}")
+
+
+def test_oversize_uploads_get_413(tmp_path, decoders):
+    client = make_client(tmp_path, decoders, max_upload_bytes=5000, max_pixels=1000)
+    big = png_bytes(100, 100)
+    r = client.post("/v1/jobs", files={"content": ("p.png", big)}, data={"style": "udnie"})
+    assert r.status_code == 413 and "error" in r.json()
+    small_but_many_pixels = png_bytes(40, 40)  # 1600 px > 1000, under the byte limit
+    assert len(small_but_many_pixels) < 5000
+    r = client.post("/v1/jobs", files={"content": ("p.png", small_but_many_pixels)}, data={"style": "udnie"})
+    assert r.status_code == 413
+
+
+@pytest.mark.parametrize("field, value", [("style", "../../etc/passwd"), ("style", "/etc/passwd"),
+                                          ("method", "../optimize"), ("size", "99999")])
+def test_path_traversal_and_bad_fields_are_refused(client, field, value):
+    data = {"style": "udnie", field: value}
+    r = client.post("/v1/jobs", files={"content": ("../../../etc/passwd", png_bytes())}, data=data)
+    assert 400 <= r.status_code < 500 and "error" in r.json()
+
+
+def test_traversal_in_urls_is_refused(client):
+    for url in ["/v1/styles/..%2F..%2Fetc%2Fpasswd/thumbnail", "/v1/jobs/..%2F..%2Fetc%2Fpasswd",
+                "/v1/jobs/" + "0" * 32 + "/result", "/static/..%2F..%2F__init__.py"]:
+        r = client.get(url)
+        assert r.status_code in (404, 400), url
+
+
+def test_bad_uploads_from_the_corpus_get_4xx_json(client, tmp_path):
+    cases = make_corpus(tmp_path / "corpus")
+    for path, expected in cases:
+        if expected != "error" or not path.is_file():
+            continue
+        r = client.post("/v1/jobs", files={"content": (path.name, path.read_bytes())}, data={"style": "udnie"})
+        assert 400 <= r.status_code < 500, (path.name, r.status_code)
+        assert r.json()["error"] and "\n" not in r.json()["error"]
+
+
+def test_results_folder_is_capped(tmp_path, decoders):
+    from huafeng.service.jobs import evict_oldest
+
+    folder = tmp_path / "r"
+    folder.mkdir()
+    for i in range(5):
+        (folder / f"{i}.png").write_bytes(b"x" * 1000)
+        time.sleep(0.01)
+    evict_oldest(folder, 2500)
+    assert sorted(p.name for p in folder.iterdir()) == ["3.png", "4.png"]
+
+
+def test_binds_to_localhost_by_default():
+    assert ServiceConfig().host == "127.0.0.1"
