@@ -1,0 +1,76 @@
+"""The studio page in real headless Chromium (Debian's, driven by Playwright): upload, pick, stylize, download."""
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from huafeng.image import read_image, save_image
+from huafeng.styles import sample_photo
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+@pytest.fixture()
+def server(tmp_path):
+    import uvicorn
+
+    from huafeng.service import ServiceConfig, create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = ServiceConfig(port=port, results_dir=str(tmp_path / "results"),
+                        method_defaults={"optimize": {"steps": 30}})
+    srv = uvicorn.Server(uvicorn.Config(create_app(cfg), host="127.0.0.1", port=port, log_level="warning"))
+    t = threading.Thread(target=srv.run, daemon=True)
+    t.start()
+    for _ in range(200):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    t.join(10)
+
+
+def test_studio_upload_pick_stylize_download(server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    photo = tmp_path / "photo.png"
+    save_image(read_image(sample_photo("parrots"))[0], photo)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server + "/")
+        expect(page.locator("#gallery button")).to_have_count(14)
+        page.set_input_files("#photo", str(photo))
+        page.click("#gallery button[data-style='starry-night']")
+        page.select_option("#method", "optimize")
+        page.select_option("#size", "256")
+        page.click("#go")
+        expect(page.locator("#compare")).to_be_visible(timeout=120_000)
+        expect(page.locator("#status")).to_contain_text("done", timeout=120_000)
+        # the result is shown (a decoded image, not a broken one) and downloadable
+        width = page.eval_on_selector("#after", "img => img.naturalWidth")
+        assert width == 256
+        with page.expect_download() as dl:
+            page.click("#download")
+        saved = tmp_path / "download.png"
+        dl.value.save_as(saved)
+        rgb, _ = read_image(saved)
+        assert max(rgb.shape[-2:]) == 256
+        assert page.locator("#history img").count() == 1
+        shot = Path(os.environ.get("HUAFENG_SCREENSHOT", tmp_path / "studio.png"))
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert not errors, errors
