@@ -44,6 +44,25 @@ def load_styles(style: StyleSpec, max_pixels: int | None = None) -> tuple[list[t
     return images, ctl.normalize_weights(weights)
 
 
+def style_refs(style: StyleSpec) -> tuple[list[str], list[float]]:
+    """Names or files of trained networks, with blend weights (``"name:0.7"``, lists, mappings)."""
+    if isinstance(style, Mapping):
+        items: Iterable = list(style.items())
+    elif isinstance(style, (str, os.PathLike)):
+        items = [style]
+    elif isinstance(style, (Image.Image, torch.Tensor)):
+        raise SettingsError("this method takes a trained style network by name, not an image.")
+    else:
+        items = list(style)
+    refs, weights = [], []
+    for item in items:
+        ref, w = item if isinstance(item, tuple) else (item, 1.0)
+        ref, w2 = parse_style_spec(str(ref))
+        refs.append(ref)
+        weights.append(float(w) * w2)
+    return refs, ctl.normalize_weights(weights)
+
+
 def stylize(content: ImageLike, style: StyleSpec, method: str = "optimize", **kwargs: Any) -> Image.Image:
     """Stylize ``content`` with ``style`` and return a PIL image (alpha re-attached if the content had it).
 
@@ -68,10 +87,14 @@ def stylize_image(content: ImageLike, style: StyleSpec, method: str = "optimize"
     dev = _device(device)
     stylizer = get_stylizer(method, make_settings(method, **settings))
     rgb, alpha = read_image(content, max_pixels=max_pixels)
-    styles, weights = load_styles(style, max_pixels)
+    if getattr(stylizer, "takes_style_images", True):
+        styles, weights = load_styles(style, max_pixels)
+        styles = [s.to(dev) for s in styles]
+    else:  # the style is a trained network, referred to by name or file
+        styles, weights = style_refs(style)
     m = read_image(mask, max_pixels=max_pixels)[0].mean(1, keepdim=True).to(dev) if mask is not None else None
     controls = ctl.Controls(strength=strength, preserve_color=preserve_color, mask=m)
-    out = stylizer.stylize(rgb.to(dev), [s.to(dev) for s in styles], weights, controls, progress)
+    out = stylizer.stylize(rgb.to(dev), styles, weights, controls, progress)
     return out.cpu(), alpha
 
 

@@ -90,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--crop", type=int, help="crop side in pixels (default: 192)")
     a.add_argument("--threads", type=int, help="CPU threads (default: all)")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    st = tsub.add_parser("style", help="a fast per-style network for one painting")
+    st.add_argument("painting", help="the painting (an image file, or a bundled style name)")
+    st.add_argument("--content", help="folder of photos (default: $HUAFENG_DATA/content or ../shared/data/content)")
+    st.add_argument("--out", help="run folder (default: runs/style-NAME)")
+    st.add_argument("--name", help="the network's name (default: the painting's file name)")
+    st.add_argument("--minutes", type=float, default=15.0, help="training time budget (default: 15)")
+    st.add_argument("--steps", type=int, help="stop at this step")
+    st.add_argument("--threads", type=int, help="CPU threads (default: all)")
+    st.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     e = sub.add_parser("evaluate", help="methods x photos x styles grid: metrics, contact sheets, HTML report")
     e.add_argument("--methods", help="comma-separated methods (default: every installed method)")
@@ -211,6 +220,8 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.what == "style":
+        return _train_style(args)
     opts = {k: getattr(args, k) for k in ("minutes", "steps", "batch", "crop") if getattr(args, k) is not None}
     settings = ArbitraryTrainSettings(content_dir=_data_dir(args.content, "content"),
                                       style_dir=_data_dir(args.styles, "styles"), out=args.out, **opts)
@@ -218,6 +229,22 @@ def _train(args: argparse.Namespace) -> int:
         summary = train_arbitrary(settings, progress=bar.update)
     print(f"{summary['out']}: {summary['steps']} steps, {summary['minutes']} min; last check: "
           + ", ".join(f"{k} {v}" for k, v in summary["last_eval"].items() if k.endswith("psnr")) + " dB")
+    return 0
+
+
+def _train_style(args: argparse.Namespace) -> int:
+    from .styles import resolve_style
+    from .train.style import StyleTrainSettings, train_style
+
+    painting = resolve_style(args.painting)
+    name = args.name or (args.painting if painting.stem == args.painting else painting.stem)
+    opts = {"steps": args.steps} if args.steps else {}
+    settings = StyleTrainSettings(painting=str(painting), content_dir=_data_dir(args.content, "content"),
+                                  out=args.out or f"runs/style-{name}", name=name, minutes=args.minutes, **opts)
+    with _bar(f"train {name}", args.quiet) as bar:
+        summary = train_style(settings, progress=bar.update)
+    print(f"{summary['weights']}: {summary['steps']} steps, {summary['minutes']} min; "
+          f"use it with: huafeng stylize PHOTO --method fast --style {summary['weights']}")
     return 0
 
 

@@ -9,11 +9,13 @@ from typing import Any
 
 from ..errors import SettingsError
 from .arbitrary import ArbitrarySettings, ArbitraryStylizer
+from .fast import FastSettings, FastStylizer
 from .optimize import OptimizeSettings, OptimizeStylizer
 
 METHODS: dict[str, tuple[type, type]] = {
     "optimize": (OptimizeSettings, OptimizeStylizer),
     "arbitrary": (ArbitrarySettings, ArbitraryStylizer),
+    "fast": (FastSettings, FastStylizer),
 }
 DEFAULT_METHOD = "optimize"
 
