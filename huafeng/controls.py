@@ -189,3 +189,18 @@ def feather(h: int, w: int, ys: slice, xs: slice, full: tuple[int, int], ramp: i
         return wgt
 
     return (axis(h, ys.start, ys.stop, full[0])[:, None] * axis(w, xs.start, xs.stop, full[1])[None, :])[None, None]
+
+
+def run_tiled(fn: Callable[[Tensor, tuple[slice, slice]], Tensor], x: Tensor, tile: int, overlap: int,
+              align: int = 8) -> Tensor:
+    """Apply ``fn(tile, (ys, xs))`` to overlapping tiles of ``x`` and feather the results together.
+
+    ``fn`` maps a (1, C, h, w) tile to a (1, C, h, w) result; bounded memory: one tile at a time.
+    """
+    h, w = x.shape[-2:]
+    out, wsum = torch.zeros_like(x), torch.zeros_like(x[:, :1])
+    for ys, xs, _, _ in tile_boxes(h, w, tile, overlap, align):
+        wgt = feather(ys.stop - ys.start, xs.stop - xs.start, ys, xs, (h, w), overlap)
+        out[..., ys, xs] += fn(x[..., ys, xs], (ys, xs)) * wgt
+        wsum[..., ys, xs] += wgt
+    return out / wsum

@@ -234,13 +234,10 @@ class ArbitraryStylizer:
             n, s1, s2 = n + v.shape[1], s1 + v.sum(1, keepdim=True), s2 + v @ v.T
         mu = s1 / n
         cov = (s2 - n * mu @ mu.T) / max(n - 1, 1) + 1e-5 * torch.eye(mu.shape[0], dtype=torch.float64)
-        out, wsum = torch.zeros_like(x), torch.zeros_like(x[:, :1])
-        for ys, xs, _, _ in boxes:  # pass 2: transform and decode each tile, feathered into place
-            tile = x[..., ys, xs]
+
+        def tile_pass(tile: Tensor, box: tuple[slice, slice]) -> Tensor:  # pass 2: transform and decode
             f = self.encoder(tile, [name])[name]
-            y = self.decoders[lv](self._transform(f, lv, stats, weights, alpha, masks, (ys, xs), (mu, cov)),
-                                  tuple(tile.shape[-2:]))
-            wgt = ctl.feather(*tile.shape[-2:], ys, xs, (h, w), s.overlap)
-            out[..., ys, xs] += y * wgt
-            wsum[..., ys, xs] += wgt
-        return out / wsum
+            return self.decoders[lv](self._transform(f, lv, stats, weights, alpha, masks, box, (mu, cov)),
+                                     tuple(tile.shape[-2:]))
+
+        return ctl.run_tiled(tile_pass, x, s.tile, s.overlap)

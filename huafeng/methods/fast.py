@@ -178,18 +178,13 @@ class FastStylizer:
         h, w = x.shape[-2:]
         if max(h, w) <= s.tile:
             return net(x)
-        out, wsum = torch.zeros_like(x), torch.zeros_like(x[:, :1])
         try:
             net.norm_mode("record")  # statistics of the whole picture, once (downscaled to one tile)
             net(resize_long_side(x, s.tile))
             net.norm_mode("fixed")
-            for ys, xs, _, _ in ctl.tile_boxes(h, w, s.tile, s.overlap, align=4):
-                wgt = ctl.feather(ys.stop - ys.start, xs.stop - xs.start, ys, xs, (h, w), s.overlap)
-                out[..., ys, xs] += net(x[..., ys, xs]) * wgt
-                wsum[..., ys, xs] += wgt
+            return ctl.run_tiled(lambda tile, _: net(tile), x, s.tile, s.overlap, align=4)
         finally:
             net.norm_mode("normal")
-        return out / wsum
 
 
 def net_metadata(cfg: NetConfig, **info) -> dict:
