@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "weight; repeat to blend several styles")
     s.add_argument("-o", "--output", help="output file (the format follows the extension); with several photos, a "
                    "folder. Default: next to the photo, as NAME_stylized.EXT, never over an existing file")
-    s.add_argument("-m", "--method", default=DEFAULT_METHOD, help=f"style-transfer method: {', '.join(METHODS)} (default: {DEFAULT_METHOD})")
+    s.add_argument("-m", "--method", default="auto",
+                   help=f"style-transfer method: {', '.join(METHODS)}; default: fast when every style named has a "
+                        f"trained network (see `huafeng styles`), else {DEFAULT_METHOD}")
     s.add_argument("--strength", type=float, default=1.0, help="0 keeps the photo, 1 is fully stylized (default: 1)")
     s.add_argument("--preserve-color", nargs="?", const="luminance", default="none", metavar="MODE",
                    help="keep the photo's colours: luminance (default when given) or histogram")
@@ -148,11 +150,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _styles(args: argparse.Namespace) -> int:
+    from .methods.fast import gallery
     from .styles import BUNDLED
 
+    trained = gallery()
     width = max(map(len, BUNDLED))
     for st in BUNDLED.values():
-        print(f"{st.name:<{width}}  {st.artist}, {st.title} ({st.year})")
+        mark = "  [fast network]" if st.name in trained else ""
+        print(f"{st.name:<{width}}  {st.artist}, {st.title} ({st.year}){mark}")
+    for name in trained:
+        if name not in BUNDLED:
+            print(f"{name:<{width}}  trained network (fast)")
     return 0
 
 
@@ -178,6 +186,10 @@ def _stylize(args: argparse.Namespace) -> int:
     from .methods import METHODS
     from .styles import resolve_content
 
+    if args.method == "auto":
+        from .methods import auto_method
+
+        args.method = auto_method(args.style)
     if args.method not in METHODS:
         raise SettingsError(f"unknown method {args.method!r}; choose one of: {', '.join(METHODS)}.")
     settings = {k: getattr(args, k) for k in _SETTING_FLAGS if getattr(args, k) is not None}

@@ -98,3 +98,14 @@ def test_every_shipped_network_loads_and_runs():
     for name in gallery():
         out = FastStylizer().stylize(torch.rand(1, 3, 64, 80), [name])
         assert out.shape == (1, 3, 64, 80) and torch.isfinite(out).all()
+
+
+def test_fast_is_the_default_when_every_style_has_a_network(monkeypatch, tmp_path):
+    import huafeng.methods.fast as fast
+    from huafeng.methods import DEFAULT_METHOD, auto_method
+
+    monkeypatch.setattr(fast, "gallery", lambda: {"starry-night": tmp_path / "x.safetensors"})
+    assert auto_method(["starry-night"]) == "fast"
+    assert auto_method(["starry-night:0.5"]) == "fast"
+    assert auto_method(["starry-night", "udnie"]) == DEFAULT_METHOD
+    assert auto_method(["painting.jpg"]) == DEFAULT_METHOD

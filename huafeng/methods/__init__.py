@@ -20,6 +20,16 @@ METHODS: dict[str, tuple[type, type]] = {
 DEFAULT_METHOD = "optimize"
 
 
+def auto_method(style_refs: list[str]) -> str:
+    """The method a user gets without ``--method``: ``fast`` when every style named has a trained
+    network in the gallery, otherwise ``DEFAULT_METHOD`` (the optimisation method: best quality)."""
+    from .fast import gallery
+
+    names = gallery()
+    refs = [r.rpartition(":")[0] if r.rpartition(":")[2].replace(".", "", 1).isdigit() else r for r in style_refs]
+    return "fast" if refs and all(r in names for r in refs) else DEFAULT_METHOD
+
+
 def make_settings(method: str, **overrides: Any):
     """The method's settings dataclass with ``overrides`` applied; unknown names raise one line."""
     if method not in METHODS:
