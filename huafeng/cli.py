@@ -196,6 +196,10 @@ def _stylize(args: argparse.Namespace) -> int:
     contents = [resolve_content(c) for c in args.content]
     outputs = _outputs(contents, args.output)
     protect = contents + [Path(s.rpartition(":")[0] or s) for s in args.style] + ([Path(args.mask)] if args.mask else [])
+    from .image import check_output
+
+    for out in outputs:  # a bad -o fails now, not after minutes of work
+        check_output(out, protect)
     failures = 0
     for content, out in zip(contents, outputs):
         try:

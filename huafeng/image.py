@@ -304,16 +304,15 @@ def to_pil(img: torch.Tensor, alpha: torch.Tensor | None = None) -> Image.Image:
 
 
 # ----------------------------------------------------------------------------------------- writing
-def save_image(img: torch.Tensor, path: str | os.PathLike, *, alpha: torch.Tensor | None = None,
-               protect: Iterable[str | os.PathLike] = (), quality: int = 95) -> Path:
-    """Write the first image of ``img`` atomically to ``path``; the format follows the extension."""
+def check_output(path: str | os.PathLike, protect: Iterable[str | os.PathLike] = ()) -> str:
+    """Raise OutputError unless ``path`` can be written (known extension, existing folder, not a
+    folder, not one of the inputs in ``protect``); returns the Pillow format. Cheap: call it before
+    long work so a bad ``-o`` fails at once."""
     path = Path(os.fspath(path))
     fmt = _WRITE_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise OutputError(f"Cannot save {path.name}: unknown extension {path.suffix or '(none)'}; "
                           f"use one of {', '.join(sorted(_WRITE_FORMATS))}.")
-    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
-        raise SettingsError(f"quality must be a whole number from 1 to 100, got {quality!r}.")
     folder = path.parent
     if not folder.is_dir():
         raise OutputError(f"Cannot save {path.name}: the folder {folder} does not exist; create it or choose another -o.")
@@ -324,6 +323,17 @@ def save_image(img: torch.Tensor, path: str | os.PathLike, *, alpha: torch.Tenso
     for src in protect:
         if _same_file(path, Path(os.fsdecode(src))):
             raise OutputError(f"Refusing to overwrite the input {path.name}; choose another -o.")
+    return fmt
+
+
+def save_image(img: torch.Tensor, path: str | os.PathLike, *, alpha: torch.Tensor | None = None,
+               protect: Iterable[str | os.PathLike] = (), quality: int = 95) -> Path:
+    """Write the first image of ``img`` atomically to ``path``; the format follows the extension."""
+    path = Path(os.fspath(path))
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise SettingsError(f"quality must be a whole number from 1 to 100, got {quality!r}.")
+    fmt = check_output(path, protect)
+    folder = path.parent
     pil = to_pil(img, alpha if fmt in _ALPHA_FORMATS else None)
     options = {"JPEG": {"quality": quality, "subsampling": 0 if quality >= 90 else -1},  # 0 = 4:4:4 chroma
                "WEBP": {"quality": quality},
