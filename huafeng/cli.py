@@ -120,6 +120,22 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("-o", "--output", help="folder for bench.json and the plot (e.g. a report folder)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+    vid = sub.add_parser("video", help="stylize a video (or a folder of frames) with temporal consistency")
+    vid.add_argument("input", help="video file (mp4, mov, mkv, avi, webm) or a folder of frames")
+    vid.add_argument("-s", "--style", action="append", required=True, metavar="STYLE[:WEIGHT]",
+                     help="a painting, a bundled style, or (with --method fast) a trained network")
+    vid.add_argument("-o", "--output", help="output video, or a folder for PNG frames (default: NAME_stylized.mp4)")
+    vid.add_argument("-m", "--method", default="auto", help="fast or arbitrary (default: fast when the style "
+                     "has a trained network, else arbitrary)")
+    vid.add_argument("--consistency", type=float, default=0.7, help="temporal consistency, 0 = frame by frame "
+                     "(default: 0.7)")
+    vid.add_argument("--strength", type=float, default=1.0, help="0 keeps the video, 1 is fully stylized")
+    vid.add_argument("--preserve-color", nargs="?", const="luminance", default="none", metavar="MODE")
+    vid.add_argument("--size", type=int, help="stylize at this long side (default: the video's own)")
+    vid.add_argument("--weights", help="trained weights for the method (a .safetensors file)")
+    vid.add_argument("--report", action="store_true", help="print the temporal warping error of the result")
+    vid.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
     v = sub.add_parser("serve", help="the web studio and REST API")
     v.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     v.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
@@ -140,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return {"stylize": _stylize, "styles": _styles, "train": _train, "evaluate": _evaluate,
                 "bench": _bench,
-                "serve": _serve}[args.command](args)
+                "serve": _serve, "video": _video}[args.command](args)
     except HuafengError as e:
         print(f"huafeng: error: {e}", file=sys.stderr)
         return e.exit_code
@@ -296,6 +312,31 @@ def _bench(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "bench.json", rows)
         print(out / "bench.json")
+    return 0
+
+
+def _video(args: argparse.Namespace) -> int:
+    from . import controls as ctl
+    from .api import load_styles, style_refs
+    from .methods import auto_method, get_stylizer, make_settings
+    from .video import VideoSettings, stylize_video
+
+    method = args.method
+    if method == "auto":
+        method = "fast" if auto_method(args.style) == "fast" else "arbitrary"
+    if method not in ("fast", "arbitrary"):
+        raise SettingsError(f"video works with the fast or arbitrary method, not {method!r}.")
+    opts = {k: v for k, v in (("size", args.size), ("weights", args.weights)) if v is not None}
+    stylizer = get_stylizer(method, make_settings(method, **opts))
+    styles, weights = style_refs(args.style) if method == "fast" else load_styles(args.style)
+    src = Path(args.input)
+    out = Path(args.output) if args.output else src.with_name(src.stem + "_stylized.mp4")
+    controls = ctl.Controls(strength=args.strength, preserve_color=args.preserve_color)
+    with _bar(src.name, args.quiet) as bar:
+        r = stylize_video(src, out, stylizer, styles, weights, controls, VideoSettings(consistency=args.consistency),
+                          progress=bar.update, report=args.report)
+    extra = f", warping error {r['warping_error']:.5f}" if args.report else ""
+    print(f"{r['output']}: {r['frames']} frames, {r['fps']} fps{extra}")
     return 0
 
 
