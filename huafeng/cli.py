@@ -136,6 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
     vid.add_argument("--report", action="store_true", help="print the temporal warping error of the result")
     vid.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+    bt = sub.add_parser("batch", help="stylize a folder tree into a mirrored tree (resumable, with a manifest)")
+    bt.add_argument("input", help="folder of photos (walked recursively)")
+    bt.add_argument("output", help="output folder (mirrors the input tree; manifest.jsonl records every item)")
+    bt.add_argument("-s", "--style", action="append", required=True, metavar="STYLE[:WEIGHT]")
+    bt.add_argument("-m", "--method", default="auto", help="style-transfer method (default: as for stylize)")
+    bt.add_argument("--workers", type=int, default=1, help="local worker processes, one model each (default: 1)")
+    bt.add_argument("--size", type=int, help="long side of each result")
+    bt.add_argument("--steps", type=int, help="optimisation steps (optimize)")
+    bt.add_argument("--strength", type=float, default=1.0)
+    bt.add_argument("--preserve-color", nargs="?", const="luminance", default="none", metavar="MODE")
+    bt.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
     v = sub.add_parser("serve", help="the web studio and REST API")
     v.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     v.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
@@ -156,7 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return {"stylize": _stylize, "styles": _styles, "train": _train, "evaluate": _evaluate,
                 "bench": _bench,
-                "serve": _serve, "video": _video}[args.command](args)
+                "serve": _serve, "video": _video,
+                "batch": _batch}[args.command](args)
     except HuafengError as e:
         print(f"huafeng: error: {e}", file=sys.stderr)
         return e.exit_code
@@ -338,6 +351,21 @@ def _video(args: argparse.Namespace) -> int:
     extra = f", warping error {r['warping_error']:.5f}" if args.report else ""
     print(f"{r['output']}: {r['frames']} frames, {r['fps']} fps{extra}")
     return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from .batch import BatchSettings, run_batch
+    from .methods import auto_method
+
+    method = auto_method(args.style) if args.method == "auto" else args.method
+    opts = {k: v for k, v in (("size", args.size), ("steps", args.steps)) if v is not None}
+    s = BatchSettings(in_dir=args.input, out_dir=args.output, styles=tuple(args.style), method=method,
+                      workers=args.workers, strength=args.strength, preserve_color=args.preserve_color, settings=opts)
+    with _bar("batch", args.quiet) as bar:
+        c = run_batch(s, progress=bar.update)
+    print(f"{args.output}: {c['done']} done, {c['failed']} failed, {c['skipped']} skipped "
+          f"({c['items_per_s']} items/s); see manifest.jsonl")
+    return 2 if c["failed"] else 0
 
 
 def _serve(args: argparse.Namespace) -> int:

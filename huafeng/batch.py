@@ -1,0 +1,133 @@
+"""Batch stylization of a folder tree: ``huafeng batch IN_DIR OUT_DIR --style ...``.
+
+The output tree mirrors the input tree. Every item is recorded in ``OUT_DIR/manifest.jsonl`` as
+done, failed (with its one-line error) or skipped; a rerun skips what is done, so a run killed at
+any point (even ``kill -9``) resumes and loses nothing: writes are atomic, and an item is marked
+done only after its file is in place. Local runs use a process pool with one model per worker.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .controls import Progress, ProgressFn
+from .errors import HuafengError, SettingsError
+from .image import IMAGE_EXTENSIONS
+
+MANIFEST = "manifest.jsonl"
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    in_dir: str
+    out_dir: str
+    styles: tuple[str, ...]
+    method: str = "optimize"
+    workers: int = 1
+    ext: str | None = None              # output extension; None keeps each input's
+    strength: float = 1.0
+    preserve_color: str = "none"
+    settings: dict = field(default_factory=dict)  # the method's settings (size, steps, ...)
+
+
+def plan(s: BatchSettings) -> list[tuple[Path, Path]]:
+    """(input, output) pairs for every image under ``in_dir``, outputs mirrored under ``out_dir``."""
+    src, dst = Path(s.in_dir).resolve(), Path(s.out_dir).resolve()
+    if not src.is_dir():
+        raise SettingsError(f"{s.in_dir} is not a folder.")
+    if dst == src or src in dst.parents:
+        raise SettingsError("the output folder must not be the input folder or inside it.")
+    pairs = []
+    for p in sorted(src.rglob("*")):
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."):
+            rel = p.relative_to(src)
+            ext = s.ext or (p.suffix if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")
+                            else ".png")
+            pairs.append((p, dst / rel.with_suffix(ext)))
+    return pairs
+
+
+def read_manifest(out_dir: str | os.PathLike) -> dict[str, dict]:
+    """The last record per input (later lines win); tolerates a torn last line from a kill."""
+    path = Path(out_dir) / MANIFEST
+    records: dict[str, dict] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            records[r["input"]] = r
+    return records
+
+
+_worker_state: dict = {}
+
+
+def _init_worker(method: str, settings: dict, threads: int) -> None:
+    import torch
+
+    from .methods import get_stylizer, make_settings
+
+    torch.set_num_threads(threads)
+    _worker_state["stylizer"] = get_stylizer(method, make_settings(method, **settings))
+
+
+def _one(src: str, dst: str, styles: tuple[str, ...], method: str, strength: float, preserve_color: str,
+         settings: dict) -> dict:
+    """Stylize one file; never raises for bad input (the error becomes the record)."""
+    from .api import stylize_image
+    from .image import save_image
+
+    t0 = time.time()
+    try:
+        rgb, alpha = stylize_image(src, list(styles), method, strength=strength, preserve_color=preserve_color,
+                                   **settings)
+        Path(dst).parent.mkdir(parents=True, exist_ok=True)
+        save_image(rgb, dst, alpha=alpha, protect=[src])
+        return {"input": src, "output": dst, "status": "done", "seconds": round(time.time() - t0, 2)}
+    except HuafengError as e:
+        return {"input": src, "output": dst, "status": "failed", "error": str(e)}
+
+
+def run_batch(s: BatchSettings, progress: ProgressFn | None = None) -> dict:
+    """Run (or resume) a batch locally; returns counts ``{"done", "failed", "skipped", "items_per_s"}``."""
+    from .methods import make_settings
+
+    make_settings(s.method, **s.settings)  # bad settings fail before any work
+    out = Path(s.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pairs = plan(s)
+    seen = read_manifest(out)
+    todo = [(a, b) for a, b in pairs if not (seen.get(str(a), {}).get("status") == "done" and b.exists())]
+    counts = {"done": 0, "failed": 0, "skipped": len(pairs) - len(todo)}
+    t0 = time.time()
+    with open(out / MANIFEST, "a") as log:
+        def record(r: dict) -> None:
+            log.write(json.dumps(r) + "\n")
+            log.flush()
+            os.fsync(log.fileno())
+            counts[r["status"]] += 1
+            if progress:
+                n = counts["done"] + counts["failed"]
+                rate = n / max(time.time() - t0, 1e-6)
+                progress(Progress(f"{rate:.2f} items/s", n, len(todo)))
+
+        args = (tuple(s.styles), s.method, s.strength, s.preserve_color, s.settings)
+        if s.workers <= 1:
+            _init_worker(s.method, s.settings, max(1, os.cpu_count() or 1))
+            for a, b in todo:
+                record(_one(str(a), str(b), *args))
+        else:
+            threads = max(1, (os.cpu_count() or 1) // s.workers)
+            with ProcessPoolExecutor(s.workers, initializer=_init_worker,
+                                     initargs=(s.method, s.settings, threads)) as pool:
+                futures = [pool.submit(_one, str(a), str(b), *args) for a, b in todo]
+                for f in as_completed(futures):
+                    record(f.result())
+    counts["items_per_s"] = round((counts["done"] + counts["failed"]) / max(time.time() - t0, 1e-6), 3)
+    return counts
