@@ -156,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--max-upload-mb", type=int, default=20, help="largest upload (default: 20 MB)")
     v.add_argument("--max-queue", type=int, default=8, help="waiting jobs before requests get 429 (default: 8)")
     v.add_argument("--workers", type=int, default=1, help="jobs run at once (default: 1)")
+    v.add_argument("--train-content", help="folder of photos; enables 'train a style' jobs")
     return p
 
 
@@ -376,7 +377,7 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"huafeng studio: http://{args.host}:{args.port}/  (API docs: /docs)", file=sys.stderr)
     serve(ServiceConfig(host=args.host, port=args.port, results_dir=args.results,
                         results_cap_bytes=args.results_cap_mb * 2**20, max_upload_bytes=args.max_upload_mb * 2**20,
-                        max_queue=args.max_queue, workers=args.workers))
+                        max_queue=args.max_queue, workers=args.workers, train_content_dir=args.train_content))
     return 0
 
 

@@ -169,3 +169,58 @@ def test_results_folder_is_capped(tmp_path, decoders):
 
 def test_binds_to_localhost_by_default():
     assert ServiceConfig().host == "127.0.0.1"
+
+
+def test_video_job_keeps_frames_and_audio(tmp_path, decoders):
+    pytest.importorskip("av")
+    from test_video import make_clip
+
+    from huafeng.video import probe
+
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=6)
+    client = make_client(tmp_path, decoders)
+    r = client.post("/v1/video-jobs", files={"video": ("../../x.mp4", clip.read_bytes())},
+                    data={"style": "udnie", "consistency": "0.5"})
+    assert r.status_code == 202, r.text
+    job = wait(client, r.json()["id"], timeout=120)
+    assert job["status"] == "done", job
+    res = client.get(job["result"])
+    assert res.status_code == 200 and res.headers["content-type"] == "video/mp4"
+    out = tmp_path / "got.mp4"
+    out.write_bytes(res.content)
+    info = probe(out)
+    assert info["frames"] == 6 and info["audio"]
+    bad = client.post("/v1/video-jobs", files={"video": ("v.mp4", b"not a video")}, data={"style": "udnie"})
+    assert 400 <= bad.status_code < 500 and "error" in bad.json()
+
+
+def test_train_job_progress_and_cancel(tmp_path, decoders):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        save_image(torch.rand(1, 3, 48, 64), photos / f"{i}.png")
+    cfg = ServiceConfig(results_dir=str(tmp_path / "results"), train_content_dir=str(photos),
+                        train_overrides={"crop": 32, "batch": 1, "steps": 4, "checkpoint_every": 2})
+    client = TestClient(create_app(cfg))
+    r = client.post("/v1/train-jobs", files={"painting": ("p.png", png_bytes(64, 64))}, data={"minutes": "1"})
+    assert r.status_code == 202, r.text
+    job = wait(client, r.json()["id"], timeout=120)
+    assert job["status"] == "done", job
+    weights = client.get(job["result"])
+    assert weights.status_code == 200 and len(weights.content) > 10_000
+    # a long training run can be cancelled
+    cfg2 = ServiceConfig(results_dir=str(tmp_path / "results2"), train_content_dir=str(photos),
+                         train_overrides={"crop": 32, "batch": 1})
+    client2 = TestClient(create_app(cfg2))
+    jid = client2.post("/v1/train-jobs", files={"painting": ("p.png", png_bytes(64, 64))}, data={"minutes": "5"}).json()["id"]
+    for _ in range(300):
+        j = client2.get(f"/v1/jobs/{jid}").json()
+        if j["status"] == "running" and j["progress"] > 0:
+            break
+        time.sleep(0.05)
+    client2.delete(f"/v1/jobs/{jid}")
+    assert wait(client2, jid)["status"] == "cancelled"
+    # training is off unless the server was given photos
+    off = make_client(tmp_path, decoders).post("/v1/train-jobs", files={"painting": ("p.png", png_bytes())})
+    assert off.status_code == 422 and "not enabled" in off.json()["error"]

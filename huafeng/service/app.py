@@ -21,6 +21,7 @@ from ..api import stylize_image
 from ..errors import HuafengError, SettingsError
 from ..image import read_image, save_image
 from ..methods import METHODS, get_stylizer, make_settings
+from ..methods.fast import gallery
 from ..styles import BUNDLED
 from .jobs import Job, JobQueue, QueueFull, evict_oldest
 
@@ -44,6 +45,10 @@ class ServiceConfig:
     job_timeout: float = 900.0       # a job running longer is stopped
     retry_after: int = 5
     method_defaults: dict = field(default_factory=dict)  # per-method settings, e.g. {"optimize": {"steps": 60}}
+    train_content_dir: str | None = None   # photos for "train a style" jobs; None turns those jobs off
+    train_max_minutes: float = 15.0
+    train_overrides: dict = field(default_factory=dict)
+    max_video_frames: int = 2000
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
@@ -62,12 +67,50 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:
 
     def run(job: Job, report) -> Path:
         p = job.params
+        if p.get("kind") == "video":
+            return _run_video(job, report)
+        if p.get("kind") == "train":
+            return _run_train(job, report)
         rgb, alpha = stylize_image(p["content"], p["styles"], p["method"], strength=p["strength"],
                                    preserve_color=p["preserve_color"], progress=report,
                                    **{**config.method_defaults.get(p["method"], {}), **p["settings"]})
         path = save_image(rgb, results / f"{job.id}.png", alpha=alpha)
         evict_oldest(results, config.results_cap_bytes)
         return path
+
+    def _run_video(job: Job, report) -> Path:
+        from ..video import VideoSettings, stylize_video
+
+        p = job.params
+        stylizer = get_stylizer(p["method"], make_settings(p["method"], **{
+            **config.method_defaults.get(p["method"], {}), **p["settings"]}))
+        out = results / f"{job.id}.mp4"
+        try:
+            stylize_video(p["video"], out, stylizer, p["styles"], [1.0] * len(p["styles"]),
+                          settings=VideoSettings(consistency=p["consistency"]), progress=report)
+        finally:
+            Path(p["video"]).unlink(missing_ok=True)
+        evict_oldest(results, config.results_cap_bytes)
+        return out
+
+    def _run_train(job: Job, report) -> Path:
+        import shutil
+
+        from ..train.style import StyleTrainSettings, train_style
+
+        p = job.params
+        work = results / f"{job.id}.run"
+        try:
+            summary = train_style(StyleTrainSettings(painting=p["painting"], content_dir=config.train_content_dir,
+                                                     out=str(work), name="style", minutes=p["minutes"],
+                                                     **config.train_overrides), progress=report)
+            out = results / f"{job.id}.safetensors"
+            shutil.copyfile(summary["weights"], out)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            Path(p["painting"]).unlink(missing_ok=True)
+        evict_oldest(results, config.results_cap_bytes)
+        return out
 
     jobs = JobQueue(run, workers=config.workers, max_queue=config.max_queue, job_timeout=config.job_timeout)
     app.state.jobs, app.state.config = jobs, config
@@ -126,7 +169,8 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:
         return FileResponse(BUNDLED[name].path, media_type="image/jpeg")
 
     async def _params(content: UploadFile, style: str | None, style_file: UploadFile | None, method: str,
-                      strength: float, preserve_color: str, size: int | None) -> dict[str, Any]:
+                      strength: float, preserve_color: str, size: int | None,
+                      content_is_image: bool = True) -> dict[str, Any]:
         if method not in METHODS:
             raise SettingsError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}.")
         if size is not None and not 16 <= size <= config.max_size:
@@ -142,8 +186,10 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:
             styles = [read_image(BUNDLED[n].path)[0] for n in names]
         else:
             raise SettingsError("give a style name (style) or a painting (style_file).")
-        rgb, alpha = read_image(await _read(content), max_pixels=config.max_pixels)
         settings = {"size": size} if size is not None else {}
+        if not content_is_image:
+            return {"styles": styles, "method": method, "settings": settings}
+        rgb, alpha = read_image(await _read(content), max_pixels=config.max_pixels)
         get_stylizer(method, make_settings(method, **{**config.method_defaults.get(method, {}), **settings}))
         return {"content": rgb if alpha is None else _with_alpha(rgb, alpha), "styles": styles, "method": method,
                 "strength": strength, "preserve_color": preserve_color, "settings": settings}
@@ -162,6 +208,58 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:
         job = jobs.submit(await _params(content, style, style_file, method, strength, preserve_color, size))
         return job.public()
 
+    @app.post("/v1/video-jobs", status_code=202)
+    async def create_video_job(video: UploadFile = File(...), style: str | None = Form(None),
+                               style_file: UploadFile | None = File(None), method: str = Form("arbitrary"),
+                               consistency: float = Form(0.7, ge=0, lt=1), size: int | None = Form(None)) -> dict:
+        """Stylize a video (mp4, mov, mkv, webm) with temporal consistency; the audio is kept."""
+        import tempfile
+
+        from ..video import probe
+
+        if method not in ("arbitrary", "fast"):
+            raise SettingsError("video works with the arbitrary or fast method.")
+        if size is not None and not 16 <= size <= config.max_size:
+            raise SettingsError(f"size must be between 16 and {config.max_size}.")
+        if method == "fast":
+            if not style or style not in gallery():
+                raise SettingsError("fast video needs the name of a trained style network (see /v1/styles).")
+            styles = [style]
+        else:
+            styles = (await _params(video, style, style_file, method, 1.0, "none", size, content_is_image=False))["styles"]
+        data = await _read(video)
+        fd, path = tempfile.mkstemp(suffix=".video", dir=results)  # a random name, never the client's
+        with open(fd, "wb") as f:
+            f.write(data)
+        try:
+            info = probe(path)
+            if info["frames"] > config.max_video_frames or info["width"] * info["height"] > config.max_pixels:
+                raise _TooLarge(f"the video is over {config.max_video_frames} frames or {config.max_pixels} pixels.")
+        except BaseException:
+            Path(path).unlink(missing_ok=True)
+            raise
+        settings = {"size": size} if size is not None else {}
+        job = jobs.submit({"kind": "video", "video": path, "styles": styles, "method": method, "settings": settings,
+                           "consistency": consistency})
+        return job.public()
+
+    @app.post("/v1/train-jobs", status_code=202)
+    async def create_train_job(painting: UploadFile = File(...), minutes: float = Form(5.0, gt=0)) -> dict:
+        """Train a fast per-style network on an uploaded painting; the result is its .safetensors file."""
+        import tempfile
+
+        if config.train_content_dir is None:
+            raise SettingsError("training is not enabled on this server (start it with --train-content DIR).")
+        if minutes > config.train_max_minutes:
+            raise SettingsError(f"minutes must be at most {config.train_max_minutes:g}.")
+        data = await _read(painting)
+        read_image(data, max_pixels=config.max_pixels)  # a bad painting fails now, with a 4xx
+        fd, path = tempfile.mkstemp(suffix=".png", dir=results)
+        with open(fd, "wb") as f:
+            f.write(data)
+        job = jobs.submit({"kind": "train", "painting": path, "minutes": minutes, "method": "fast"})
+        return job.public()
+
     @app.get("/v1/jobs/{job_id}")
     def get_job(job_id: str) -> dict:
         return _job(job_id).public()
@@ -176,7 +274,9 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:
         job = _job(job_id)
         if job.status != "done" or job.result is None or not job.result.exists():
             return _error(404 if job.status == "done" else 409, f"job {job_id} has no result ({job.status}).")
-        return FileResponse(job.result, media_type="image/png", filename=f"huafeng-{job_id[:8]}.png")
+        media = {".png": "image/png", ".mp4": "video/mp4", ".safetensors": "application/octet-stream"}
+        return FileResponse(job.result, media_type=media.get(job.result.suffix, "application/octet-stream"),
+                            filename=f"huafeng-{job_id[:8]}{job.result.suffix}")
 
     def _job(job_id: str) -> Job:
         job = jobs.get(job_id) if _ID.match(job_id) else None

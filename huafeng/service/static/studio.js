@@ -4,7 +4,11 @@ const $ = (id) => document.getElementById(id);
 const state = { photo: null, style: null, styleFile: null, job: null, timer: null, history: [] };
 
 function setStatus(text, error = false) { const s = $("status"); s.textContent = text; s.className = error ? "error" : ""; }
-function ready() { $("go").disabled = !(state.photo && (state.style || state.styleFile)) || !!state.job; }
+function isVideo(f) { return !!f && f.type.startsWith("video/"); }
+function ready() {
+  $("go").disabled = !(state.photo && (state.style || state.styleFile)) || !!state.job;
+  $("train").disabled = !state.styleFile || !!state.job;
+}
 
 async function loadHealth() {
   try { const h = await (await fetch("/v1/health")).json(); $("health").textContent = `v${h.version} · queue ${h.queued}`; }
@@ -32,17 +36,21 @@ function selectStyle(name) {
 function setPhoto(file) {
   if (!file) return;
   state.photo = file;
-  const img = $("photo-preview"); img.src = URL.createObjectURL(file); img.hidden = false;
-  $("before").src = img.src; ready();
+  const url = URL.createObjectURL(file);
+  $("photo-preview").hidden = isVideo(file); $("video-preview").hidden = !isVideo(file);
+  if (isVideo(file)) { $("video-preview").src = url; } else { $("photo-preview").src = url; $("before").src = url; }
+  ready();
 }
 
 function form() {
   const f = new FormData();
-  f.append("content", state.photo);
+  f.append(isVideo(state.photo) ? "video" : "content", state.photo);
   if (state.styleFile) f.append("style_file", state.styleFile); else f.append("style", state.style);
   f.append("method", $("method").value);
-  f.append("strength", $("strength").value);
-  f.append("preserve_color", $("color").value);
+  if (!isVideo(state.photo)) {
+    f.append("strength", $("strength").value);
+    f.append("preserve_color", $("color").value);
+  }
   if ($("size").value) f.append("size", $("size").value);
   return f;
 }
@@ -51,14 +59,24 @@ async function errorText(r) {
   try { return (await r.json()).error || r.statusText; } catch { return r.statusText; }
 }
 
-async function go() {
+async function go() { return submit(isVideo(state.photo) ? "/v1/video-jobs" : "/v1/jobs", form()); }
+
+async function train() {
+  const f = new FormData();
+  f.append("painting", state.styleFile);
+  f.append("minutes", $("train-minutes").value);
+  return submit("/v1/train-jobs", f);
+}
+
+async function submit(url, body) {
   setStatus("sending…"); $("progress").hidden = false; $("progress").value = 0;
-  const r = await fetch("/v1/jobs", { method: "POST", body: form() });
+  const r = await fetch(url, { method: "POST", body });
   if (!r.ok) {
     const retry = r.headers.get("Retry-After");
     setStatus(await errorText(r) + (retry ? ` (retry in ${retry} s)` : ""), true); $("progress").hidden = true; return;
   }
   state.job = (await r.json()).id; $("cancel").hidden = false; ready();
+  state.lastKind = url.includes("video") ? "video" : url.includes("train") ? "train" : "image";
   state.timer = setInterval(poll, 400);
 }
 
@@ -78,8 +96,16 @@ function finish(text, error = false) {
 }
 
 function show(url) {
-  $("after").src = url; $("compare").hidden = false;
   const a = $("download"); a.href = url; a.hidden = false;
+  state.kind = state.lastKind;
+  if (state.kind === "train") { a.textContent = "Download the trained network (.safetensors)"; return; }
+  if (state.kind === "video") {
+    $("compare").hidden = false; $("after").hidden = true; $("before-wrap").hidden = true; $("slider").hidden = true;
+    $("after-video").hidden = false; $("after-video").src = url; a.textContent = "Download MP4"; return;
+  }
+  a.textContent = "Download PNG";
+  $("after-video").hidden = true; $("after").hidden = false; $("before-wrap").hidden = false; $("slider").hidden = false;
+  $("after").src = url; $("compare").hidden = false;
   $("after").onload = () => { $("before").style.width = $("after").clientWidth + "px"; };
   state.history.unshift(url);
   const h = document.createElement("img"); h.src = url; h.alt = "earlier result"; h.onclick = () => show(url);
@@ -104,5 +130,6 @@ drop.ondrop = (e) => { e.preventDefault(); drop.classList.remove("over"); setPho
 $("strength").oninput = (e) => { $("strength-out").textContent = e.target.value; };
 $("slider").oninput = (e) => { $("before-wrap").style.width = e.target.value + "%"; };
 $("go").onclick = go;
+$("train").onclick = train;
 $("cancel").onclick = cancel;
 loadHealth(); loadGallery();
