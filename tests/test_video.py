@@ -1,6 +1,5 @@
 """Video: a tiny generated clip (a moving square, 16 frames, with audio) round-trips, and consistency
 lowers the temporal warping error."""
-from fractions import Fraction
 
 import numpy as np
 import pytest

@@ -15,9 +15,7 @@ Departures from the paper, each measured here:
 """
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F

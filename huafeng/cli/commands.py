@@ -1,0 +1,212 @@
+"""The command handlers of the CLI: each turns parsed arguments into one library call and a report."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import HuafengError, OutputError, SettingsError
+from . import _SETTING_FLAGS, _bar
+
+def _styles(args: argparse.Namespace) -> int:
+    from ..methods.fast import gallery
+    from ..styles import BUNDLED
+
+    trained = gallery()
+    width = max(map(len, BUNDLED))
+    for st in BUNDLED.values():
+        mark = "  [fast network]" if st.name in trained else ""
+        print(f"{st.name:<{width}}  {st.artist}, {st.title} ({st.year}){mark}")
+    for name in trained:
+        if name not in BUNDLED:
+            print(f"{name:<{width}}  trained network (fast)")
+    return 0
+
+
+def _outputs(contents: list[Path], output: str | None) -> list[Path]:
+    from ..image import default_output_path
+    from ..styles import ASSETS
+
+    if output is None:
+        # next to each photo; bundled sample photos go to the current folder, never into the package
+        return [default_output_path(Path.cwd() / c.name if c.is_relative_to(ASSETS) else c) for c in contents]
+    out = Path(output)
+    if len(contents) == 1 and not out.is_dir():
+        return [out]
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out} is a file; with several photos, -o must be a folder.")
+    out.mkdir(parents=True, exist_ok=True)
+    return [default_output_path(out / c.name) for c in contents]
+
+
+def _stylize(args: argparse.Namespace) -> int:
+    from ..api import stylize_image
+    from ..image import save_image
+    from ..methods import METHODS
+    from ..styles import resolve_content
+
+    if args.method == "auto":
+        from ..methods import auto_method
+
+        args.method = auto_method(args.style)
+    if args.method not in METHODS:
+        raise SettingsError(f"unknown method {args.method!r}; choose one of: {', '.join(METHODS)}.")
+    settings = {k: getattr(args, k) for k in _SETTING_FLAGS if getattr(args, k) is not None}
+    contents = [resolve_content(c) for c in args.content]
+    outputs = _outputs(contents, args.output)
+    protect = contents + [Path(s.rpartition(":")[0] or s) for s in args.style] + ([Path(args.mask)] if args.mask else [])
+    from ..image import check_output
+
+    for out in outputs:  # a bad -o fails now, not after minutes of work
+        check_output(out, protect)
+    failures = 0
+    for content, out in zip(contents, outputs):
+        try:
+            with _bar(content.name, args.quiet) as bar:
+                rgb, alpha = stylize_image(content, args.style, args.method, strength=args.strength,
+                                           preserve_color=args.preserve_color, mask=args.mask, progress=bar.update,
+                                           max_pixels=args.max_pixels, device=args.device, **settings)
+        except HuafengError as e:
+            if len(contents) == 1:
+                raise
+            print(f"huafeng: error: {e}", file=sys.stderr)
+            failures += 1
+            continue
+        path = save_image(rgb, out, alpha=alpha, protect=protect)
+        print(path)
+    return 2 if failures else 0
+
+
+def _data_dir(given: str | None, sub: str) -> str:
+    import os
+
+    if given:
+        return given
+    for root in [os.environ.get("HUAFENG_DATA"), "../shared/data", "../../shared/data"]:
+        if root and Path(root, sub).is_dir():
+            return str(Path(root, sub))
+    raise SettingsError(f"no {sub} folder given; pass --{sub} DIR (or set HUAFENG_DATA to a folder holding {sub}/).")
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..train.arbitrary import ArbitraryTrainSettings, train_arbitrary
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.what == "style":
+        return _train_style(args)
+    opts = {k: getattr(args, k) for k in ("minutes", "steps", "batch", "crop") if getattr(args, k) is not None}
+    settings = ArbitraryTrainSettings(content_dir=_data_dir(args.content, "content"),
+                                      style_dir=_data_dir(args.styles, "styles"), out=args.out, **opts)
+    with _bar("train arbitrary", args.quiet) as bar:
+        summary = train_arbitrary(settings, progress=bar.update)
+    print(f"{summary['out']}: {summary['steps']} steps, {summary['minutes']} min; last check: "
+          + ", ".join(f"{k} {v}" for k, v in summary["last_eval"].items() if k.endswith("psnr")) + " dB")
+    return 0
+
+
+def _train_style(args: argparse.Namespace) -> int:
+    from ..styles import resolve_style
+    from ..train.style import StyleTrainSettings, train_style
+
+    painting = resolve_style(args.painting)
+    name = args.name or (args.painting if painting.stem == args.painting else painting.stem)
+    opts = {"steps": args.steps} if args.steps else {}
+    settings = StyleTrainSettings(painting=str(painting), content_dir=_data_dir(args.content, "content"),
+                                  out=args.out or f"runs/style-{name}", name=name, minutes=args.minutes, **opts)
+    with _bar(f"train {name}", args.quiet) as bar:
+        summary = train_style(settings, progress=bar.update)
+    print(f"{summary['weights']}: {summary['steps']} steps, {summary['minutes']} min; "
+          f"use it with: huafeng stylize PHOTO --method fast --style {summary['weights']}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from ..evaluate import EvaluateSettings, evaluate
+
+    settings = EvaluateSettings(content_dir=_data_dir(args.content, "content"),
+                                style_dir=_data_dir(args.styles, "styles"), out=args.output,
+                                methods=tuple(m for m in (args.methods or "").split(",") if m),
+                                photos=args.n_photos, styles=args.n_styles, size=args.size)
+    with _bar("evaluate", args.quiet) as bar:
+        result = evaluate(settings, progress=bar.update)
+    for method, v in result["summary"].items():
+        print(f"{method}: " + ", ".join(f"{k} {v[k]:.4g}" for k in ("ssim", "gram_distance", "seconds", "diversity")))
+    print(result["report"])
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from ..evaluate import bench, bench_table
+    from ..train.common import write_json
+
+    try:
+        sizes = [int(x) for x in args.sizes.split(",")]
+        limits = {k: int(v) for k, v in (item.split("=") for item in args.max_size)}
+    except ValueError:
+        raise SettingsError("--sizes takes numbers like 256,512 and --max-size METHOD=PX.") from None
+    with _bar("bench", args.quiet) as bar:
+        rows = bench([m for m in (args.methods or "").split(",") if m] or None, sizes, limits, progress=bar.update)
+    print(bench_table(rows))
+    if args.output:
+        out = Path(args.output)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "bench.json", rows)
+        print(out / "bench.json")
+    return 0
+
+
+def _video(args: argparse.Namespace) -> int:
+    from .. import controls as ctl
+    from ..api import load_styles, style_refs
+    from ..methods import auto_method, get_stylizer, make_settings
+    from ..video import VideoSettings, stylize_video
+
+    method = args.method
+    if method == "auto":
+        method = "fast" if auto_method(args.style) == "fast" else "arbitrary"
+    if method not in ("fast", "arbitrary"):
+        raise SettingsError(f"video works with the fast or arbitrary method, not {method!r}.")
+    opts = {k: v for k, v in (("size", args.size), ("weights", args.weights)) if v is not None}
+    stylizer = get_stylizer(method, make_settings(method, **opts))
+    styles, weights = style_refs(args.style) if method == "fast" else load_styles(args.style)
+    src = Path(args.input)
+    out = Path(args.output) if args.output else src.with_name(src.stem + "_stylized.mp4")
+    controls = ctl.Controls(strength=args.strength, preserve_color=args.preserve_color)
+    with _bar(src.name, args.quiet) as bar:
+        r = stylize_video(src, out, stylizer, styles, weights, controls, VideoSettings(consistency=args.consistency),
+                          progress=bar.update, report=args.report)
+    extra = f", warping error {r['warping_error']:.5f}" if args.report else ""
+    print(f"{r['output']}: {r['frames']} frames, {r['fps']} fps{extra}")
+    return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from ..batch import BatchSettings, run_batch
+    from ..methods import auto_method
+
+    method = auto_method(args.style) if args.method == "auto" else args.method
+    opts = {k: v for k, v in (("size", args.size), ("steps", args.steps)) if v is not None}
+    s = BatchSettings(in_dir=args.input, out_dir=args.output, styles=tuple(args.style), method=method,
+                      workers=args.workers, strength=args.strength, preserve_color=args.preserve_color, settings=opts)
+    with _bar("batch", args.quiet) as bar:
+        c = run_batch(s, progress=bar.update)
+    print(f"{args.output}: {c['done']} done, {c['failed']} failed, {c['skipped']} skipped "
+          f"({c['items_per_s']} items/s); see manifest.jsonl")
+    return 2 if c["failed"] else 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ..service import ServiceConfig, serve
+
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"huafeng: serving on {args.host}: anyone who can reach it can use it.", file=sys.stderr)
+    print(f"huafeng studio: http://{args.host}:{args.port}/  (API docs: /docs)", file=sys.stderr)
+    serve(ServiceConfig(host=args.host, port=args.port, results_dir=args.results,
+                        results_cap_bytes=args.results_cap_mb * 2**20, max_upload_bytes=args.max_upload_mb * 2**20,
+                        max_queue=args.max_queue, workers=args.workers, train_content_dir=args.train_content))
+    return 0
+
+
