@@ -45,14 +45,16 @@ class EvaluateSettings:
 
 
 def available_methods() -> list[str]:
-    """Methods that can run here (their weights are installed)."""
+    """Methods that can run here on any painting (their weights are installed). Per-style networks
+    (``fast``) are left out: they only know the paintings they were trained on."""
     out = []
     for name in METHODS:
         try:
-            get_stylizer(name, make_settings(name))
+            st = get_stylizer(name, make_settings(name))
         except Exception:  # noqa: BLE001 - a method without weights is simply not available
             continue
-        out.append(name)
+        if getattr(st, "takes_style_images", True):
+            out.append(name)
     return out
 
 
