@@ -17,50 +17,44 @@ ImageLike = Union[str, os.PathLike, Image.Image, torch.Tensor]
 StyleSpec = Union[ImageLike, Sequence[Union[ImageLike, tuple[ImageLike, float]]], Mapping[str, float]]
 
 
-def load_styles(style: StyleSpec, max_pixels: int | None = None) -> tuple[list[torch.Tensor], list[float]]:
-    """Styles and their blend weights from any accepted form.
-
-    Accepted: a bundled name or a path (optionally ``"path:weight"``), a PIL image, a tensor,
-    a list of these or of ``(ref, weight)`` pairs, or a ``{ref: weight}`` mapping.
-    """
+def _style_items(style: StyleSpec) -> list[tuple[object, float]]:
+    """``(ref, weight)`` pairs from any accepted form; a string's ``:weight`` suffix is applied."""
     if isinstance(style, Mapping):
         items: Iterable = list(style.items())
     elif isinstance(style, (str, os.PathLike, Image.Image, torch.Tensor)):
         items = [style]
     else:
         items = list(style)
-    images, weights = [], []
+    out = []
     for item in items:
         ref, w = item if isinstance(item, tuple) else (item, 1.0)
         if isinstance(ref, str):
             ref, w2 = parse_style_spec(ref)
             w = w * w2
-        if isinstance(ref, (str, os.PathLike)):
-            ref = resolve_style(ref)
-        images.append(read_image(ref, max_pixels=max_pixels)[0])
-        weights.append(float(w))
-    if not images:
+        out.append((ref, float(w)))
+    if not out:
         raise SettingsError("at least one style is needed.")
-    return images, ctl.normalize_weights(weights)
+    return out
+
+
+def load_styles(style: StyleSpec, max_pixels: int | None = None) -> tuple[list[torch.Tensor], list[float]]:
+    """Style images and their blend weights from any accepted form.
+
+    Accepted: a bundled name or a path (optionally ``"path:weight"``), a PIL image, a tensor,
+    a list of these or of ``(ref, weight)`` pairs, or a ``{ref: weight}`` mapping.
+    """
+    items = _style_items(style)
+    images = [read_image(resolve_style(ref) if isinstance(ref, (str, os.PathLike)) else ref,
+                         max_pixels=max_pixels)[0] for ref, _ in items]
+    return images, ctl.normalize_weights([w for _, w in items])
 
 
 def style_refs(style: StyleSpec) -> tuple[list[str], list[float]]:
     """Names or files of trained networks, with blend weights (``"name:0.7"``, lists, mappings)."""
-    if isinstance(style, Mapping):
-        items: Iterable = list(style.items())
-    elif isinstance(style, (str, os.PathLike)):
-        items = [style]
-    elif isinstance(style, (Image.Image, torch.Tensor)):
+    items = _style_items(style)
+    if any(isinstance(ref, (Image.Image, torch.Tensor)) for ref, _ in items):
         raise SettingsError("this method takes a trained style network by name, not an image.")
-    else:
-        items = list(style)
-    refs, weights = [], []
-    for item in items:
-        ref, w = item if isinstance(item, tuple) else (item, 1.0)
-        ref, w2 = parse_style_spec(str(ref))
-        refs.append(ref)
-        weights.append(float(w) * w2)
-    return refs, ctl.normalize_weights(weights)
+    return [str(ref) for ref, _ in items], ctl.normalize_weights([w for _, w in items])
 
 
 def stylize(content: ImageLike, style: StyleSpec, method: str = "optimize", **kwargs: Any) -> Image.Image:
