@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--steps", type=int, help="stop at this step (default: 100000)")
     a.add_argument("--batch", type=int, help="crops per step (default: 4)")
     a.add_argument("--crop", type=int, help="crop side in pixels (default: 192)")
+    a.add_argument("--decay-from", type=int, help="cosine learning-rate decay from this step to 0 at --steps")
     a.add_argument("--threads", type=int, help="CPU threads (default: all)")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     st = tsub.add_parser("style", help="a fast per-style network for one painting")

@@ -97,7 +97,7 @@ def _train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.what == "style":
         return _train_style(args)
-    opts = {k: getattr(args, k) for k in ("minutes", "steps", "batch", "crop") if getattr(args, k) is not None}
+    opts = {k: getattr(args, k) for k in ("minutes", "steps", "batch", "crop", "decay_from") if getattr(args, k) is not None}
     settings = ArbitraryTrainSettings(content_dir=_data_dir(args.content, "content"),
                                       style_dir=_data_dir(args.styles, "styles"), out=args.out, **opts)
     with _bar("train arbitrary", args.quiet) as bar:

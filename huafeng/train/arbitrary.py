@@ -41,6 +41,7 @@ class ArbitraryTrainSettings:
     batch: int = 4
     crop: int = 192
     lr: float = 1e-3
+    decay_from: int | None = None     # cosine decay of the learning rate from this step down to 0 at ``steps``
     painting_fraction: float = 0.3
     feature_weight: float = 0.5
     held_out_styles: tuple[str, ...] = HELD_OUT_STYLES
@@ -67,6 +68,13 @@ class _State:
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = F.mse_loss(a, b).item()
     return 10 * math.log10(1 / max(mse, 1e-12))
+
+
+def _lr(s: ArbitraryTrainSettings, step: int) -> float:
+    """Constant, then (with ``decay_from``) a cosine decay to zero at ``s.steps``."""
+    if s.decay_from is None or step < s.decay_from:
+        return s.lr
+    return s.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - s.decay_from) / max(s.steps - s.decay_from, 1))))
 
 
 def train_arbitrary(s: ArbitraryTrainSettings, progress: ctl.ProgressFn | None = None) -> dict:
@@ -112,6 +120,8 @@ def train_arbitrary(s: ArbitraryTrainSettings, progress: ctl.ProgressFn | None =
         x = torch.cat([content.crops(s.batch - n_paint, s.crop, rng),
                        styles.crops(n_paint, s.crop, rng, scale=(0.2, 1.0), jitter=0.1)]) if n_paint else \
             content.crops(s.batch, s.crop, rng)
+        for g in opt.param_groups:
+            g["lr"] = _lr(s, state.step)
         with torch.no_grad():
             feats = encoder(x)
         opt.zero_grad(set_to_none=True)
