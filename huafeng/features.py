@@ -15,7 +15,6 @@ Layer names:
 """
 from __future__ import annotations
 
-import math
 from typing import Iterator, Sequence
 
 import torch
@@ -34,8 +33,9 @@ _VGG_BLOCKS = [2, 2, 3, 3, 3]
 def _same_pad(x: torch.Tensor, k: int, s: int) -> torch.Tensor:
     """TensorFlow "SAME" padding (the weights were trained with it): asymmetric when strided."""
     h, w = x.shape[-2:]
-    ph = max((math.ceil(h / s) - 1) * s + k - h, 0)
-    pw = max((math.ceil(w / s) - 1) * s + k - w, 0)
+    # = max((ceil(h / s) - 1) * s + k - h, 0) for k >= s, in integer arithmetic only, so that the ONNX
+    # export traces it as a function of the input size (ceil and max would freeze it to one size)
+    ph, pw = k - s + (-h) % s, k - s + (-w) % s
     return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
 
 
