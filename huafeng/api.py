@@ -10,7 +10,7 @@ from PIL import Image
 from . import controls as ctl
 from .errors import SettingsError
 from .image import read_image, to_pil
-from .methods import get_stylizer, make_settings
+from .methods import DEFAULT_METHOD, auto_method, get_stylizer, make_settings
 from .styles import parse_style_spec, resolve_style
 
 ImageLike = Union[str, os.PathLike, Image.Image, torch.Tensor]
@@ -57,18 +57,20 @@ def style_refs(style: StyleSpec) -> tuple[list[str], list[float]]:
     return [str(ref) for ref, _ in items], ctl.normalize_weights([w for _, w in items])
 
 
-def stylize(content: ImageLike, style: StyleSpec, method: str = "optimize", **kwargs: Any) -> Image.Image:
+def stylize(content: ImageLike, style: StyleSpec, method: str = "auto", **kwargs: Any) -> Image.Image:
     """Stylize ``content`` with ``style`` and return a PIL image (alpha re-attached if the content had it).
 
     Keyword arguments are those of :func:`stylize_image`: the shared controls (``strength``,
     ``preserve_color``, ``mask``), ``progress``, ``device``, and the method's settings
-    (e.g. ``size=1024, backbone="vgg16", steps=200``).
+    (e.g. ``size=1024, backbone="vgg16", steps=200``). ``method="auto"`` picks ``fast`` when every
+    style named has a trained network in the gallery, otherwise ``arbitrary`` (any painting, one pass);
+    ``"optimize"`` is the slower quality option.
     """
     out, alpha = stylize_image(content, style, method, **kwargs)
     return to_pil(out, alpha)
 
 
-def stylize_image(content: ImageLike, style: StyleSpec, method: str = "optimize", *,
+def stylize_image(content: ImageLike, style: StyleSpec, method: str = "auto", *,
                   strength: float = 1.0, preserve_color: str | bool = "none",
                   mask: ImageLike | None = None, progress: ctl.ProgressFn | None = None,
                   max_pixels: int | None = None, device: str = "cpu",
@@ -79,6 +81,9 @@ def stylize_image(content: ImageLike, style: StyleSpec, method: str = "optimize"
     elif preserve_color is False or preserve_color is None:
         preserve_color = "none"
     dev = _device(device)
+    if method == "auto":
+        refs = [str(r) for r, _ in _style_items(style) if isinstance(r, (str, os.PathLike))]
+        method = auto_method(refs) if len(refs) == len(_style_items(style)) else DEFAULT_METHOD
     stylizer = get_stylizer(method, make_settings(method, **settings))
     rgb, alpha = read_image(content, max_pixels=max_pixels)
     if getattr(stylizer, "takes_style_images", True):

@@ -14,7 +14,7 @@ from huafeng.styles import BUNDLED
 
 from corpus import make_corpus
 
-TINY = ["--size", "32", "--steps", "2", "-q"]
+TINY = ["--method", "optimize", "--size", "32", "--steps", "2", "-q"]
 
 
 def digest(p: Path) -> str:
@@ -35,6 +35,19 @@ def test_stylize_tiny_end_to_end(photo, tmp_path, capsys):
     assert capsys.readouterr().out.strip() == str(out)
     rgb, _ = read_image(out)
     assert rgb.shape == (1, 3, 19, 32)  # long side 32, aspect kept
+
+
+def test_any_painting_uses_the_arbitrary_method_by_default(photo, tmp_path):
+    from huafeng.methods import auto_method
+
+    painting = tmp_path / "painting.png"
+    save_image(torch.rand(1, 3, 48, 48), painting)
+    assert auto_method([str(painting)]) == "arbitrary"
+    out = tmp_path / "out.png"
+    # --work-size is a setting of the arbitrary method only: without --method it must be accepted
+    assert main(["stylize", str(photo), "--style", str(painting), "-o", str(out), "--size", "32",
+                 "--work-size", "64", "-q"]) == 0
+    assert read_image(out)[0].shape == (1, 3, 19, 32)
 
 
 def test_default_output_goes_next_to_the_input_and_never_over_a_file(photo, capsys):
@@ -82,7 +95,7 @@ def test_several_contents_into_a_folder(photo, tmp_path, capsys):
     (["--style", "udnie", "--preserve-color", "sepia"], "luminance"),
 ])
 def test_bad_settings_are_one_line_errors(photo, capsys, args, needle):
-    assert main(["stylize", str(photo), *args, *TINY]) == 2
+    assert main(["stylize", str(photo), *TINY, *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and needle in err and "Traceback" not in err
 

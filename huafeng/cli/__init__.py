@@ -23,6 +23,9 @@ _SETTING_FLAGS = {
     "style_scale": (float, "size of the style image relative to the result (bigger: larger brush strokes)"),
     "style_size": (int, "long side the painting is analysed at, before --style-scale"),
     "tile": (int, "pictures larger than this are processed in overlapping tiles (bounded memory)"),
+    "work_size": (int, "arbitrary: stylize at this long side, then restore the photo's fine detail at full size "
+                       "(0: render at full size, tiled)"),
+    "detail": (float, "arbitrary: how much of the photo's fine detail comes back above --work-size"),
     "optimizer": (str, "lbfgs or adam"),
     "init": (str, "content, recolor (content in the style's colours) or noise"),
     "seed": (int, "random seed, for repeatable results"),
@@ -141,7 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("output", help="output folder (mirrors the input tree; manifest.jsonl records every item)")
     bt.add_argument("-s", "--style", action="append", required=True, metavar="STYLE[:WEIGHT]")
     bt.add_argument("-m", "--method", default="auto", help="style-transfer method (default: as for stylize)")
-    bt.add_argument("--workers", type=int, default=1, help="local worker processes, one model each (default: 1)")
+    bt.add_argument("--workers", type=int, default=None, help="local worker processes, or Ray actors, one model "
+                    "each (default: 1; with --ray, one per CPU of the cluster)")
+    bt.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                    help="run on Ray actors: a local Ray started for the run, or the cluster at ADDRESS "
+                         "(auto, HOST:6379 or ray://HOST:10001); needs pip install 'huafeng[ray]'")
     bt.add_argument("--size", type=int, help="long side of each result")
     bt.add_argument("--steps", type=int, help="optimisation steps (optimize)")
     bt.add_argument("--strength", type=float, default=1.0)

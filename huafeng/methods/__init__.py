@@ -17,12 +17,12 @@ METHODS: dict[str, tuple[type, type]] = {
     "arbitrary": (ArbitrarySettings, ArbitraryStylizer),
     "fast": (FastSettings, FastStylizer),
 }
-DEFAULT_METHOD = "optimize"
+DEFAULT_METHOD = "arbitrary"  # any painting, in one pass; "optimize" is the quality option
 
 
 def auto_method(style_refs: list[str]) -> str:
     """The method a user gets without ``--method``: ``fast`` when every style named has a trained
-    network in the gallery, otherwise ``DEFAULT_METHOD`` (the optimisation method: best quality)."""
+    network in the gallery, otherwise ``DEFAULT_METHOD`` (arbitrary style: any painting in one pass)."""
     from .fast import gallery
 
     names = gallery()

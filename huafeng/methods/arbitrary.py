@@ -14,6 +14,7 @@ in a trial here); strength blends at the coarsest level only (blending at every 
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -103,9 +104,12 @@ def wct(content: Tensor, style_stats: tuple[Tensor, Tensor], content_stats: tupl
     mu_s, cov_s = style_stats
     mu_c, cov_c = content_stats if content_stats is not None else feature_stats(content)
     b, c, h, w = content.shape
-    x = content[0].reshape(c, -1).double()
-    t = _sym_pow(cov_s, 0.5) @ _sym_pow(cov_c, -0.5)
-    out = (t @ (x - mu_c) + mu_s).to(content.dtype).reshape(1, c, h, w)
+    # The (C, C) transform is built in float64; applying it to the (C, HW) features in float32 is
+    # exact enough (< 1e-5 relative here) and several times faster on a CPU.
+    t = (_sym_pow(cov_s, 0.5) @ _sym_pow(cov_c, -0.5)).to(content.dtype)
+    shift = (mu_s - t.double() @ mu_c).to(content.dtype)
+    x = content[0].reshape(c, -1)
+    out = torch.addmm(shift, t, x).reshape(1, c, h, w)
     return out if alpha >= 1 else alpha * out + (1 - alpha) * content
 
 
@@ -128,7 +132,11 @@ class ArbitrarySettings:
     # (blurry, grey reconstructions at this stage), so it is off by default: see weights/arbitrary.md.
     levels: tuple[str, ...] = ("L3", "L2", "L1")
     weights: str = "arbitrary"  # shipped name, or a path to a .safetensors file from `huafeng train arbitrary`
-    tile: int = 1024            # pictures larger than this are processed in overlapping tiles (bounded memory)
+    work_size: int = 512        # stylize at this long side, then restore the photo's fine detail at full
+                                # size (fast at any size); 0 renders at full size (tiled above ``tile``)
+    detail: float = 1.0         # how much of the photo's fine detail is restored above ``work_size``
+    margin: int = 16            # reflected border added while stylizing (no rim along the edges)
+    tile: int = 1024            # full-size rendering: larger pictures run in overlapping tiles (bounded memory)
     overlap: int = 64           # context around each tile, in pixels
 
     def __post_init__(self) -> None:
@@ -141,6 +149,30 @@ class ArbitrarySettings:
             raise SettingsError("style_scale must be positive.")
         if self.tile < 64 or not 0 <= self.overlap < self.tile // 2:
             raise SettingsError("tile must be at least 64 px and overlap under half a tile.")
+        if self.work_size != 0 and self.work_size < 64:
+            raise SettingsError(f"work_size must be 0 (full size) or at least 64 px, got {self.work_size}.")
+        if self.detail < 0 or self.margin < 0:
+            raise SettingsError("detail and margin must not be negative.")
+
+
+def restore_detail(small: Tensor, content: Tensor, detail: float = 1.0) -> Tensor:
+    r"""Bring a result rendered at low resolution to the photo's size, adding back the photo's fine detail.
+
+    .. math:: y = \uparrow(s) + k\,(Y(c) - Y(\uparrow\downarrow c))
+
+    where :math:`\downarrow` takes the photo to the working size, :math:`\uparrow` is bicubic upsampling
+    and :math:`Y` the luminance: the high frequencies the working size cannot hold come from the
+    photo, added to every channel (a luminance detail layer), so colours stay the stylization's.
+    """
+    size = tuple(content.shape[-2:])
+    up = F.interpolate(small, size=size, mode="bicubic", align_corners=False)
+    if detail <= 0:
+        return up.clamp(0, 1)
+    low = F.interpolate(F.interpolate(content, size=small.shape[-2:], mode="bicubic", align_corners=False,
+                                      antialias=True), size=size, mode="bicubic", align_corners=False)
+    lum = torch.tensor([0.299, 0.587, 0.114], dtype=content.dtype, device=content.device).view(1, 3, 1, 1)
+    hf = ((content - low) * lum).sum(1, keepdim=True)
+    return (up + detail * hf).clamp(0, 1)
 
 
 def load_decoders(ref: str = "arbitrary") -> dict[str, Decoder]:
@@ -175,12 +207,20 @@ class ArbitraryStylizer:
         if missing:
             raise WeightsError(f"no trained decoder for level(s) {', '.join(missing)}.")
         self.encoder = FeatureExtractor("lite0", [LEVELS[lv] for lv in settings.levels])
+        self._stats_cache: dict[tuple, dict[str, tuple[Tensor, Tensor]]] = {}
 
     def style_stats(self, style: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
+        """Mean and covariance of the painting's features at every level; kept for the last few
+        paintings seen, so a video, a batch or a service reuses them."""
         s = self.settings
         style = resize_long_side(style, max(32, int(s.style_size * s.style_scale)))
-        feats = self.encoder(style)
-        return {lv: feature_stats(feats[LEVELS[lv]]) for lv in s.levels}
+        key = (tuple(style.shape), hashlib.blake2b(style.cpu().numpy().tobytes(), digest_size=16).digest())
+        if key not in self._stats_cache:
+            feats = self.encoder(style)
+            if len(self._stats_cache) >= 8:
+                self._stats_cache.pop(next(iter(self._stats_cache)))
+            self._stats_cache[key] = {lv: feature_stats(feats[LEVELS[lv]]) for lv in s.levels}
+        return self._stats_cache[key]
 
     @torch.inference_mode()
     def stylize(self, content: Tensor, styles: list[Tensor], weights: list[float] | None = None,
@@ -192,14 +232,24 @@ class ArbitraryStylizer:
         if controls.preserve_color == "histogram":
             styles = [ctl.match_color(st, content) for st in styles]
         all_stats = [self.style_stats(st) for st in styles]
-        masks = ctl.region_masks(controls.mask, len(styles), tuple(content.shape[-2:]))
-        x = content
+        # Work at ``work_size`` (the detail layer restores full resolution), with a reflected margin.
+        reduce = s.work_size and max(content.shape[-2:]) > s.work_size
+        x = resize_long_side(content, s.work_size) if reduce else content
+        m = s.margin if min(x.shape[-2:]) > 2 * s.margin else 0
+        masks = ctl.region_masks(controls.mask, len(styles), tuple(x.shape[-2:]))
+        if m:
+            x = F.pad(x, (m, m, m, m), mode="reflect")
+            masks = None if masks is None else [F.pad(k, (m, m, m, m), mode="replicate") for k in masks]
         for i, lv in enumerate(s.levels):
             alpha = controls.strength if i == 0 else 1.0  # blend once, at the coarsest level
             stats = [st[lv] for st in all_stats]
             x = self._level(x, lv, stats, weights, alpha, masks)
             if progress:
                 progress(ctl.Progress(f"level {lv}", i + 1, len(s.levels)))
+        if m:
+            x = x[..., m:-m, m:-m]
+        if reduce:
+            x = restore_detail(x, content, s.detail)
         # strength was applied in feature space; the rest of the controls act on the picture
         return ctl.apply_after(content, x, ctl.Controls(preserve_color=controls.preserve_color,
                                                         mask=controls.mask if len(styles) == 1 else None),
