@@ -327,8 +327,10 @@ def check_output(path: str | os.PathLike, protect: Iterable[str | os.PathLike] =
 
 
 def save_image(img: torch.Tensor, path: str | os.PathLike, *, alpha: torch.Tensor | None = None,
-               protect: Iterable[str | os.PathLike] = (), quality: int = 95) -> Path:
-    """Write the first image of ``img`` atomically to ``path``; the format follows the extension."""
+               protect: Iterable[str | os.PathLike] = (), quality: int = 95, png_level: int = 6) -> Path:
+    """Write the first image of ``img`` atomically to ``path``; the format follows the extension.
+
+    ``png_level`` is PNG's zlib level (1 is fast, for scratch frames; 6 is Pillow's default)."""
     path = Path(os.fspath(path))
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise SettingsError(f"quality must be a whole number from 1 to 100, got {quality!r}.")
@@ -337,6 +339,7 @@ def save_image(img: torch.Tensor, path: str | os.PathLike, *, alpha: torch.Tenso
     pil = to_pil(img, alpha if fmt in _ALPHA_FORMATS else None)
     options = {"JPEG": {"quality": quality, "subsampling": 0 if quality >= 90 else -1},  # 0 = 4:4:4 chroma
                "WEBP": {"quality": quality},
+               "PNG": {"compress_level": png_level},
                "TIFF": {"compression": "tiff_lzw"} if features.check_codec("libtiff") else {}}.get(fmt, {})
     mode = stat.S_IMODE(os.stat(path).st_mode) if path.exists() else _new_file_mode()
     fd, tmp = -1, ""

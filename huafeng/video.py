@@ -150,6 +150,7 @@ def stylize_video(src: str | os.PathLike, dst: str | os.PathLike, stylizer, styl
     for i, frame in enumerate(read_frames(src)):
         n = i + 1
         done = parts / f"{i:06d}.png"
+        flow = None
         if done.exists():  # finished before an interruption: reuse it
             out = read_image(done)[0]
         else:
@@ -160,10 +161,11 @@ def stylize_video(src: str | os.PathLike, dst: str | os.PathLike, stylizer, styl
                 flow, conf = flow_and_confidence(frame, prev_in, settings.flow_side, settings.trust_px)
                 k = conf * settings.consistency
                 out = (k * warp(prev_out, flow) + (1 - k) * out).clamp(0, 1)
-            save_image(out, done)
-            out = read_image(done)[0]  # what is stored is what is used next: resumed runs match
+            out = (out * 255).round() / 255  # exactly what the PNG holds: a resumed run continues identically
+            save_image(out, done, png_level=1)
         if report and prev_in is not None:
-            flow, conf = flow_and_confidence(frame, prev_in, settings.flow_side, settings.trust_px)
+            if flow is None:
+                flow, conf = flow_and_confidence(frame, prev_in, settings.flow_side, settings.trust_px)
             errors.append(warping_error(prev_out, out, flow, (conf > 0.5).float()))
         prev_in, prev_out = frame, out
         if progress:

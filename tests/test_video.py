@@ -109,3 +109,41 @@ def test_folder_of_frames_in_and_out(tmp_path, net_file):
         save_image(torch.rand(1, 3, 32, 48), frames / f"f{i:03d}.png")
     r = stylize_video(frames, tmp_path / "styled", FastStylizer(), [net_file], [1.0])
     assert r["frames"] == 5 and len(list((tmp_path / "styled").glob("*.png"))) == 5
+
+
+def test_resume_gives_the_same_frames_as_an_uninterrupted_run(tmp_path, net_file):
+    from huafeng.image import read_image
+
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=8)
+    whole = tmp_path / "whole"
+    stylize_video(clip, whole, FastStylizer(), [net_file], [1.0])
+    calls = []
+
+    class Killed(FastStylizer):
+        def stylize(self, *a, **k):
+            calls.append(1)
+            if len(calls) == 4:
+                raise KeyboardInterrupt
+            return super().stylize(*a, **k)
+
+    resumed = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        stylize_video(clip, resumed, Killed(), [net_file], [1.0])
+    stylize_video(clip, resumed, FastStylizer(), [net_file], [1.0])
+    a, b = sorted(whole.glob("*.png")), sorted(resumed.glob("*.png"))
+    assert len(a) == len(b) == 8
+    for fa, fb in zip(a, b):
+        assert torch.equal(read_image(fa)[0], read_image(fb)[0]), fa.name
+
+
+@pytest.mark.parametrize("content", [b"", b"not a video at all", b"\x00\x00\x00\x18ftypmp42" + bytes(200)])
+def test_corrupt_or_non_video_input_is_one_line(tmp_path, capsys, content, net_file):
+    from huafeng.cli import main
+
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(content)
+    assert main(["video", str(bad), "--style", net_file, "--method", "fast", "-o", str(tmp_path / "o.mp4"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad.mp4" in err and "Traceback" not in err
+    assert bad.read_bytes() == content and not (tmp_path / "o.mp4").exists()
