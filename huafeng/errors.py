@@ -43,3 +43,9 @@ class WeightsError(HuafengError):
     """Weights that are missing, corrupt, or of the wrong architecture."""
 
     http_status = 500
+
+
+class ExportError(HuafengError):
+    """An export that failed its check against torch (a broken graph, or int8 too far from fp32)."""
+
+    http_status = 422

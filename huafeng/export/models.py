@@ -1,0 +1,140 @@
+"""Which models can be exported, and how each is turned into an export-ready graph and a torch reference.
+
+A model reference is a gallery name (``starry-night``: ``weights/fast-starry-night.safetensors``),
+``arbitrary`` (the shipped decoders), or a ``.safetensors`` file of a per-style network, of
+arbitrary-style decoders, or of a GAN generator; the file's ``arch`` metadata says which.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..errors import SettingsError, WeightsError
+from ..weights import WEIGHTS_DIR, read_metadata, sha256_of
+from .graphs import ArbitraryGraph, ArbitraryParts, size_free
+
+Tensor = torch.Tensor
+ARBITRARY_LEVELS = ("L3", "L2", "L1")   # the method's default levels (ArbitrarySettings.levels)
+
+
+@dataclass
+class ExportModel:
+    """An export-ready model: ``graph`` is traced; ``reference`` is the library's torch path, which
+    the ONNX file is checked against; ``inputs`` names the graph's inputs (``image``, ``style``)."""
+
+    kind: str                       # "fast", "gan" or "arbitrary"
+    name: str
+    graph: nn.Module
+    reference: Callable[..., Tensor]
+    inputs: tuple[str, ...]
+    files: tuple[Path, ...]         # the weights it was built from (the cache key hashes these)
+    metadata: dict[str, str] = field(default_factory=dict)
+    card: str = ""                  # the model card (NAME.md beside the weights), if any
+
+    def sha256(self) -> str:
+        h = hashlib.sha256()
+        for f in self.files:
+            h.update(sha256_of(f).encode())
+        return h.hexdigest()
+
+
+def _card(path: Path) -> str:
+    md = path.with_suffix(".md")
+    return md.read_text(encoding="utf-8", errors="replace") if md.is_file() else ""
+
+
+def _gan_module():
+    try:
+        from ..methods import gan
+    except ImportError:
+        return None
+    return gan
+
+
+def resolve(ref: str) -> tuple[str, Path]:
+    """``(kind, weights file)`` for a model reference; one-line errors for anything else."""
+    from ..methods.fast import gallery
+
+    ref = str(ref)
+    if ref == "arbitrary":
+        from ..weights import shipped_path
+
+        return "arbitrary", shipped_path("arbitrary")
+    if ref in gallery():
+        return "fast", gallery()[ref]
+    gan = _gan_module()
+    if gan is not None and hasattr(gan, "gallery") and ref in gan.gallery():
+        return "gan", gan.gallery()[ref]
+    path = Path(ref).expanduser()
+    if path.suffix != ".safetensors":
+        names = sorted(set(gallery()) | set(gan.gallery() if gan is not None and hasattr(gan, "gallery") else ()))
+        raise SettingsError(f"no model {ref!r} to export; give a .safetensors file, 'arbitrary', or a trained "
+                            f"network's name ({', '.join(names) or 'none are installed'}).")
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist.")
+    meta = read_metadata(path)  # WeightsError (one line) when the file is not safetensors
+    arch = meta.get("arch", "")
+    if arch.startswith("huafeng-fast"):
+        return "fast", path
+    if "gan" in arch.lower():
+        return "gan", path
+    if any(k.startswith(("L1.", "L2.", "L3.", "L4.")) for k in _keys(path)):
+        return "arbitrary", path
+    raise WeightsError(f"{path.name} is not a huafeng per-style network, GAN generator or arbitrary-style "
+                       f"decoder file (its metadata names architecture {arch or 'none'!r}).")
+
+
+def _keys(path: Path) -> list[str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return list(f.keys())
+
+
+def load_model(ref: str, ns_iters: int = 40) -> ExportModel:
+    """The export-ready graph and torch reference of a model reference (see the module docstring)."""
+    kind, path = resolve(ref)
+    meta = read_metadata(path)
+    name = path.stem.split("-", 1)[1] if kind in ("fast", "gan") and path.parent == WEIGHTS_DIR else path.stem
+    if kind == "fast":
+        from ..methods.fast import load_net
+
+        net = load_net(str(path))
+        return ExportModel("fast", name, size_free(net).eval(), net, ("image",), (path,),
+                           meta, _card(path))
+    if kind == "gan":
+        net = _load_gan(path)
+        return ExportModel("gan", name, size_free(net).eval(), net, ("image",), (path,),
+                           meta, _card(path))
+    return _arbitrary(path, meta, ns_iters)
+
+
+def _load_gan(path: Path) -> nn.Module:
+    gan = _gan_module()
+    if gan is None:
+        raise SettingsError(f"{path.name} is a GAN generator, but this install has no GAN method to load it.")
+    net, _ = gan.load_generator(str(path))
+    return net
+
+
+def _arbitrary(path: Path, meta: dict[str, str], ns_iters: int) -> ExportModel:
+    from ..features import FeatureExtractor
+    from ..methods.arbitrary import LEVELS, load_decoders
+    from ..weights import shipped_path
+
+    decoders = load_decoders(str(path) if path.parent != WEIGHTS_DIR else path.stem)
+    levels = tuple(lv for lv in ARBITRARY_LEVELS if lv in decoders)
+    if not levels:
+        raise WeightsError(f"{path.name} holds none of the decoders {', '.join(ARBITRARY_LEVELS)}.")
+    parts = ArbitraryParts(FeatureExtractor("lite0", [LEVELS[lv] for lv in levels]), decoders, levels, dict(LEVELS))
+    graph = ArbitraryGraph(parts, "newton-schulz", ns_iters).eval()
+    reference = ArbitraryGraph(parts, "eigh").eval()
+    info = {**meta, "levels": json.dumps(list(levels)), "wct": f"Newton-Schulz, {ns_iters} iterations, float64"}
+    return ExportModel("arbitrary", path.stem, graph, reference, ("image", "style"),
+                       (path, shipped_path("lite0")), info, _card(path))
