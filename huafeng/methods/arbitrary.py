@@ -128,9 +128,10 @@ class ArbitrarySettings:
     size: int | None = None     # long side of the result in pixels; None keeps the photo's own size
     style_size: int = 512       # long side the painting is analysed at (x style_scale)
     style_scale: float = 1.0    # bigger: larger brush strokes
-    # Coarse to fine. L4 (stride 8) would add larger strokes, but its decoder is still under-trained
-    # (blurry, grey reconstructions at this stage), so it is off by default: see weights/arbitrary.md.
-    levels: tuple[str, ...] = ("L3", "L2", "L1")
+    # Coarse to fine. Side by side (docs/arbitrary_levels.png) L3-L2-L1 and L3-L1 looked the same, and
+    # L2 costs ~40% more time; L4 (stride 8) adds larger strokes but blots faces (its decoder is the
+    # least accurate: see weights/arbitrary.md), so it is opt-in.
+    levels: tuple[str, ...] = ("L3", "L1")
     weights: str = "arbitrary"  # shipped name, or a path to a .safetensors file from `huafeng train arbitrary`
     work_size: int = 512        # stylize at this long side, then restore the photo's fine detail at full
                                 # size (fast at any size); 0 renders at full size (tiled above ``tile``)
