@@ -107,3 +107,34 @@ def mean_std_loss(feat: Tensor, target: Tensor, eps: float = 1e-5) -> Tensor:
     m1, s1 = mean_std(feat, eps)
     m2, s2 = mean_std(target, eps)
     return (m1 - m2).pow(2).mean() + (s1 - s2).pow(2).mean()
+
+
+# ------------------------------------------------------------------------------ adversarial (GAN)
+def lsgan_loss(scores: Tensor, real: bool) -> Tensor:
+    r"""Least-squares GAN loss (Mao et al. 2017), as CycleGAN uses it, on a discriminator's scores.
+
+    .. math:: L = \operatorname{mean}_i\,(D(x)_i - t)^2, \qquad t = 1 \text{ (real) or } 0 \text{ (fake)}
+
+    The discriminator minimises :math:`\tfrac12[L(D(y), 1) + L(D(G(x)), 0)]`; the generator
+    minimises :math:`L(D(G(x)), 1)`. With a PatchGAN the mean runs over every patch score.
+    """
+    return (scores - (1.0 if real else 0.0)).pow(2).mean()
+
+
+def cycle_loss(reconstructed: Tensor, original: Tensor) -> Tensor:
+    r"""Cycle-consistency loss (Zhu et al. 2017): an image sent to the other domain and back returns.
+
+    .. math:: L_{cyc} = \operatorname{mean}\,\lvert F(G(x)) - x \rvert \;(+\; \operatorname{mean}\,\lvert G(F(y)) - y\rvert)
+
+    (an L1 mean over pixels; call it once per direction and add).
+    """
+    return (reconstructed - original).abs().mean()
+
+
+def identity_loss(mapped: Tensor, original: Tensor) -> Tensor:
+    r"""Identity-mapping loss (Taigman et al. 2017, used by Zhu et al. 2017 for paintings ↔ photos):
+    a generator fed an image already in its target domain should leave it alone, which keeps colours.
+
+    .. math:: L_{idt} = \operatorname{mean}\,\lvert G(y) - y \rvert \;(+\; \operatorname{mean}\,\lvert F(x) - x\rvert)
+    """
+    return (mapped - original).abs().mean()

@@ -13,7 +13,7 @@ import random
 import tempfile
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -98,37 +98,66 @@ def _jitter(img: Tensor, amount: float, rng: random.Random) -> Tensor:
 
 
 # ----------------------------------------------------------------------------------- checkpoints
-def save_checkpoint(path: str | os.PathLike, model: dict[str, Tensor], optimizer: torch.optim.Optimizer | None,
+Optimizers = Union[torch.optim.Optimizer, Mapping[str, torch.optim.Optimizer], None]
+
+
+def _optim_tensors(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], list]:
+    sd = optimizer.state_dict()
+    tensors = {}
+    for pid, st in sd["state"].items():
+        for name, v in st.items():
+            t = v if isinstance(v, torch.Tensor) else torch.tensor(v)
+            tensors[f"{prefix}.{pid}.{name}"] = t.reshape(-1) if t.dim() == 0 else t
+    return tensors, sd["param_groups"]
+
+
+def _restore_optim(optimizer: torch.optim.Optimizer, tensors: dict[str, Tensor], prefix: str, groups: list) -> None:
+    state: dict[int, dict] = {}
+    for k, v in tensors.items():
+        if k.startswith(prefix + "."):
+            _, pid, name = k.split(".", 2)
+            state.setdefault(int(pid), {})[name] = v.reshape(()) if name == "step" else v
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def save_checkpoint(path: str | os.PathLike, model: dict[str, Tensor], optimizer: Optimizers,
                     step: int, config: dict, extra: dict | None = None) -> None:
-    """Model + optimizer state + step + config in one safetensors file, written atomically."""
+    """Model + optimizer state + step + config in one safetensors file, written atomically.
+
+    ``optimizer`` is one optimizer, or a dict of named ones (a GAN's ``{"G": ..., "D": ...}``),
+    stored under ``optim-NAME.*`` and restored by :func:`load_checkpoint` given the same names.
+    """
     tensors = {f"model.{k}": v for k, v in model.items()}
-    groups = []
-    if optimizer is not None:
-        sd = optimizer.state_dict()
-        for pid, st in sd["state"].items():
-            for name, v in st.items():
-                t = v if isinstance(v, torch.Tensor) else torch.tensor(v)
-                tensors[f"optim.{pid}.{name}"] = t.reshape(-1) if t.dim() == 0 else t
-        groups = sd["param_groups"]
+    groups: list | dict = []
+    if isinstance(optimizer, Mapping):
+        groups = {}
+        for name, opt in optimizer.items():
+            t, groups[name] = _optim_tensors(f"optim-{name}", opt)
+            tensors.update(t)
+    elif optimizer is not None:
+        t, groups = _optim_tensors("optim", optimizer)
+        tensors.update(t)
     meta = {"format": "huafeng-checkpoint-1", "step": str(step), "config": json.dumps(config),
             "param_groups": json.dumps(groups), "extra": json.dumps(extra or {})}
     save_file(tensors, path, meta)
 
 
-def load_checkpoint(path: str | os.PathLike, optimizer: torch.optim.Optimizer | None = None
+def load_checkpoint(path: str | os.PathLike, optimizer: Optimizers = None
                     ) -> tuple[dict[str, Tensor], int, dict, dict]:
-    """Read a checkpoint: ``(model_state, step, config, extra)``; restores ``optimizer`` in place if given."""
+    """Read a checkpoint: ``(model_state, step, config, extra)``; restores ``optimizer`` (one, or a
+    dict of named ones as saved) in place if given."""
     tensors, meta = load_file(path, dtype=None)
     if meta.get("format") != "huafeng-checkpoint-1":
         raise SettingsError(f"{Path(path).name} is not a huafeng training checkpoint.")
     model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-    if optimizer is not None:
-        state: dict[int, dict] = {}
-        for k, v in tensors.items():
-            if k.startswith("optim."):
-                _, pid, name = k.split(".", 2)
-                state.setdefault(int(pid), {})[name] = v.reshape(()) if name == "step" else v
-        optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+    groups = json.loads(meta["param_groups"])
+    if isinstance(optimizer, Mapping):
+        if not isinstance(groups, dict) or set(groups) != set(optimizer):
+            raise SettingsError(f"{Path(path).name} holds other optimizers than {', '.join(optimizer)}.")
+        for name, opt in optimizer.items():
+            _restore_optim(opt, tensors, f"optim-{name}", groups[name])
+    elif optimizer is not None:
+        _restore_optim(optimizer, tensors, "optim", groups)
     return model, int(meta["step"]), json.loads(meta["config"]), json.loads(meta.get("extra", "{}"))
 
 
