@@ -89,6 +89,8 @@ def stylize_image(content: ImageLike, style: StyleSpec, method: str = "auto", *,
     if getattr(stylizer, "takes_style_images", True):
         styles, weights = load_styles(style, max_pixels)
         styles = [s.to(dev) for s in styles]
+    elif style is None or (isinstance(style, (list, tuple)) and not style):
+        styles, weights = [], []  # the model is named in the settings (gan --model)
     else:  # the style is a trained network, referred to by name or file
         styles, weights = style_refs(style)
     m = read_image(mask, max_pixels=max_pixels)[0].mean(1, keepdim=True).to(dev) if mask is not None else None

@@ -30,6 +30,7 @@ _SETTING_FLAGS = {
     "init": (str, "content, recolor (content in the style's colours) or noise"),
     "seed": (int, "random seed, for repeatable results"),
     "weights": (str, "trained weights: a shipped name or a .safetensors file"),
+    "model": (str, "the gan method's generator: a shipped name or a .safetensors file from `huafeng train gan`"),
 }
 
 
@@ -59,9 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("stylize", help="stylize one or more photos",
                        description="Stylize photos with a painting. Example: huafeng stylize photo.jpg --style starry-night")
     s.add_argument("content", nargs="+", help="photo file(s), or a bundled sample photo: parrots, cat")
-    s.add_argument("-s", "--style", action="append", required=True, metavar="STYLE[:WEIGHT]",
+    s.add_argument("-s", "--style", action="append", metavar="STYLE[:WEIGHT]",
                    help="a bundled style name (see `huafeng styles`) or a painting file, with an optional blend "
-                        "weight; repeat to blend several styles")
+                        "weight; repeat to blend several styles (not needed with --method gan --model)")
     s.add_argument("-o", "--output", help="output file (the format follows the extension); with several photos, a "
                    "folder. Default: next to the photo, as NAME_stylized.EXT, never over an existing file")
     s.add_argument("-m", "--method", default="auto",
@@ -104,6 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--steps", type=int, help="stop at this step")
     st.add_argument("--threads", type=int, help="CPU threads (default: all)")
     st.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    g = tsub.add_parser("gan", help="a CycleGAN photo -> painting-domain translation (use with --method gan)")
+    g.add_argument("--a", nargs="+", required=True, metavar="PHOTOS", help="domain A: folder(s), image files or globs")
+    g.add_argument("--b", nargs="+", required=True, metavar="PAINTINGS",
+                   help="domain B: folder(s), image files or globs (a few large paintings are enough)")
+    g.add_argument("--out", default="runs/gan", help="run folder: checkpoint, generators, log, curves, samples "
+                   "(default: runs/gan)")
+    g.add_argument("--minutes", type=float, help="training time budget, in all (default: 45)")
+    g.add_argument("--steps", type=int, help="stop at this step (default: 100000)")
+    g.add_argument("--crop", type=int, help="crop side in pixels (default: 128)")
+    g.add_argument("--threads", type=int, help="CPU threads (default: all)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     e = sub.add_parser("evaluate", help="methods x photos x styles grid: metrics, contact sheets, HTML report")
     e.add_argument("--methods", help="comma-separated methods (default: every installed method)")

@@ -20,6 +20,10 @@ def _styles(args: argparse.Namespace) -> int:
     for name in trained:
         if name not in BUNDLED:
             print(f"{name:<{width}}  trained network (fast)")
+    from ..methods.gan import gallery as gan_gallery
+
+    for name in gan_gallery():
+        print(f"{name:<{width}}  GAN domain model (use: --method gan --model {name})")
     return 0
 
 
@@ -48,13 +52,15 @@ def _stylize(args: argparse.Namespace) -> int:
     if args.method == "auto":
         from ..methods import auto_method
 
-        args.method = auto_method(args.style)
+        args.method = "gan" if args.model and not args.style else auto_method(args.style or [])
+    if not args.style and args.method != "gan":
+        raise SettingsError("no style given; pass --style NAME_OR_FILE (or --method gan --model NAME_OR_FILE).")
     if args.method not in METHODS:
         raise SettingsError(f"unknown method {args.method!r}; choose one of: {', '.join(METHODS)}.")
     settings = {k: getattr(args, k) for k in _SETTING_FLAGS if getattr(args, k) is not None}
     contents = [resolve_content(c) for c in args.content]
     outputs = _outputs(contents, args.output)
-    protect = contents + [Path(s.rpartition(":")[0] or s) for s in args.style] + ([Path(args.mask)] if args.mask else [])
+    protect = contents + [Path(s.rpartition(":")[0] or s) for s in args.style or []] + ([Path(args.mask)] if args.mask else [])
     from ..image import check_output
 
     for out in outputs:  # a bad -o fails now, not after minutes of work
@@ -63,7 +69,7 @@ def _stylize(args: argparse.Namespace) -> int:
     for content, out in zip(contents, outputs):
         try:
             with _bar(content.name, args.quiet) as bar:
-                rgb, alpha = stylize_image(content, args.style, args.method, strength=args.strength,
+                rgb, alpha = stylize_image(content, args.style or [], args.method, strength=args.strength,
                                            preserve_color=args.preserve_color, mask=args.mask, progress=bar.update,
                                            max_pixels=args.max_pixels, device=args.device, **settings)
         except HuafengError as e:
@@ -97,6 +103,8 @@ def _train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.what == "style":
         return _train_style(args)
+    if args.what == "gan":
+        return _train_gan(args)
     opts = {k: getattr(args, k) for k in ("minutes", "steps", "batch", "crop", "decay_from") if getattr(args, k) is not None}
     settings = ArbitraryTrainSettings(content_dir=_data_dir(args.content, "content"),
                                       style_dir=_data_dir(args.styles, "styles"), out=args.out, **opts)
@@ -120,6 +128,20 @@ def _train_style(args: argparse.Namespace) -> int:
         summary = train_style(settings, progress=bar.update)
     print(f"{summary['weights']}: {summary['steps']} steps, {summary['minutes']} min; "
           f"use it with: huafeng stylize PHOTO --method fast --style {summary['weights']}")
+    return 0
+
+
+def _train_gan(args: argparse.Namespace) -> int:
+    from ..train.gan import GanTrainSettings, train_gan
+
+    opts = {k: getattr(args, k) for k in ("minutes", "steps", "crop") if getattr(args, k) is not None}
+    settings = GanTrainSettings(a=tuple(args.a), b=tuple(args.b), out=args.out, **opts)
+    with _bar("train gan", args.quiet) as bar:
+        r = train_gan(settings, progress=bar.update)
+    last = r["last"]
+    print(f"{r['weights']}: {r['steps']} steps, {r['minutes']} min ({r['seconds_per_step']} s/step); last losses: "
+          + ", ".join(f"{k} {last[k]:.3g}" for k in ("G", "D", "cycle", "identity") if k in last)
+          + f"; samples: {r['samples']}; use it with: huafeng stylize PHOTO --method gan --model {r['weights']}")
     return 0
 
 

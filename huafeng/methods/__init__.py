@@ -10,12 +10,14 @@ from typing import Any
 from ..errors import SettingsError
 from .arbitrary import ArbitrarySettings, ArbitraryStylizer
 from .fast import FastSettings, FastStylizer
+from .gan import GanSettings, GanStylizer
 from .optimize import OptimizeSettings, OptimizeStylizer
 
 METHODS: dict[str, tuple[type, type]] = {
     "optimize": (OptimizeSettings, OptimizeStylizer),
     "arbitrary": (ArbitrarySettings, ArbitraryStylizer),
     "fast": (FastSettings, FastStylizer),
+    "gan": (GanSettings, GanStylizer),
 }
 DEFAULT_METHOD = "arbitrary"  # any painting, in one pass; "optimize" is the quality option
 
