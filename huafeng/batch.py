@@ -3,7 +3,10 @@
 The output tree mirrors the input tree. Every item is recorded in ``OUT_DIR/manifest.jsonl`` as
 done, failed (with its one-line error) or skipped; a rerun skips what is done, so a run killed at
 any point (even ``kill -9``) resumes and loses nothing: writes are atomic, and an item is marked
-done only after its file is in place. Local runs use a process pool with one model per worker.
+done only after its file is in place. Local runs use a process pool with one model per worker;
+``--ray [ADDRESS]`` runs on Ray actors, one model each, on a local Ray started for the call or on a
+cluster. Files travel to the actors as bytes and the encoded results come back as bytes, so a
+cluster needs no shared filesystem; the driver alone writes the outputs and the manifest.
 """
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ class BatchSettings:
     out_dir: str
     styles: tuple[str, ...]
     method: str = "optimize"
-    workers: int = 1
+    workers: int = 1                    # local processes, or Ray actors (0 with Ray: one per cluster CPU)
+    ray: str | None = None              # None: local pool; "local": a Ray started for the call; else an address
     ext: str | None = None              # output extension; None keeps each input's
     strength: float = 1.0
     preserve_color: str = "none"
@@ -94,8 +98,13 @@ def _one(src: str, dst: str, styles: tuple[str, ...], method: str, strength: flo
         return {"input": src, "output": dst, "status": "failed", "error": str(e)}
 
 
+def _eta(seconds: float) -> str:
+    m, sec = divmod(int(seconds + 0.5), 60)
+    return f"{m // 60}:{m % 60:02d}:{sec:02d}" if m >= 60 else f"{m}:{sec:02d}"
+
+
 def run_batch(s: BatchSettings, progress: ProgressFn | None = None) -> dict:
-    """Run (or resume) a batch locally; returns counts ``{"done", "failed", "skipped", "items_per_s"}``."""
+    """Run (or resume) a batch; returns counts ``{"done", "failed", "skipped", "items_per_s"}``."""
     from .methods import make_settings
 
     make_settings(s.method, **s.settings)  # bad settings fail before any work
@@ -107,7 +116,7 @@ def run_batch(s: BatchSettings, progress: ProgressFn | None = None) -> dict:
     counts = {"done": 0, "failed": 0, "skipped": len(pairs) - len(todo)}
     t0 = time.time()
     with open(out / MANIFEST, "a") as log:
-        def record(r: dict) -> None:
+        def record(r: dict) -> None:  # called only once the output file is in place (or the item failed)
             log.write(json.dumps(r) + "\n")
             log.flush()
             os.fsync(log.fileno())
@@ -115,10 +124,15 @@ def run_batch(s: BatchSettings, progress: ProgressFn | None = None) -> dict:
             if progress:
                 n = counts["done"] + counts["failed"]
                 rate = n / max(time.time() - t0, 1e-6)
-                progress(Progress(f"{rate:.2f} items/s", n, len(todo)))
+                progress(Progress(f"{rate:.2f} items/s, ETA {_eta((len(todo) - n) / max(rate, 1e-9))}",
+                                  n, len(todo)))
 
         args = (tuple(s.styles), s.method, s.strength, s.preserve_color, s.settings)
-        if s.workers <= 1:
+        if s.ray is not None:
+            from .batch_ray import run_on_ray
+
+            run_on_ray(s, todo, record)
+        elif s.workers <= 1:
             _init_worker(s.method, s.settings, max(1, os.cpu_count() or 1))
             for a, b in todo:
                 record(_one(str(a), str(b), *args))

@@ -60,8 +60,8 @@ def test_two_workers_give_the_same_outputs(tmp_path):
 def test_killed_batch_resumes_without_redoing_work(tmp_path):
     src, dst = tmp_path / "in", tmp_path / "out"
     make_tree(src, n_good=8)
-    cmd = [sys.executable, "-m", "huafeng.cli", "batch", str(src), str(dst), "--style", "udnie", "--size", "40",
-           "--steps", "12", "-q"]
+    cmd = [sys.executable, "-m", "huafeng.cli", "batch", str(src), str(dst), "--style", "udnie", "-m", "optimize",
+           "--size", "40", "--steps", "12", "-q"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
