@@ -1,37 +1,45 @@
-"""Per-style networks: shapes, tiling, the trainer (loss falls, resumes), bad input, the fast method."""
+"""Per-style networks: shapes, identity start, tiling, the trainer (loss falls, resumes, evaluates),
+bad input, shipped models, the fast method."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
-from huafeng.errors import HuafengError, SettingsError
-from huafeng.image import save_image
-from huafeng.methods.fast import FastSettings, FastStylizer, TransformerNet, gallery, load_net
-from huafeng.train.style import StyleTrainSettings, train_style
+from huafeng.errors import HuafengError, SettingsError, WeightsError
+from huafeng.image import resize_long_side, save_image
+from huafeng.methods.fast import (FastSettings, FastStylizer, NetConfig, TransformerNet, gallery, load_net,
+                                  net_metadata)
+from huafeng.train.style import StyleTrainSettings, split_photos, train_style
+from huafeng.weights import WEIGHTS_DIR, load_file, save_file
 
 
 def test_network_keeps_size_and_range():
     net = TransformerNet().eval()
-    for h, w in [(64, 64), (37, 53), (5, 9)]:
-        with torch.no_grad():
-            y = net(torch.rand(1, 3, h, w))
-        assert y.shape == (1, 3, h, w) and 0 <= y.min() and y.max() <= 1
+    with torch.no_grad():
+        net.head.weight.normal_(0, 0.5)  # a non-trivial network, not the identity start
+        for h, w in [(64, 64), (37, 53), (5, 9), (1, 1)]:
+            y = net(torch.rand(2, 3, h, w))
+            assert y.shape == (2, 3, h, w) and 0 <= y.min() and y.max() <= 1
+
+
+def test_an_untrained_network_returns_the_photo():
+    x = torch.rand(1, 3, 30, 44) * 0.98 + 0.01
+    with torch.no_grad():
+        y = TransformerNet().eval()(x)
+    assert (y - x).abs().max() < 1e-5
 
 
 def test_tiles_match_the_untiled_result(tmp_path):
-    from huafeng.weights import save_file
-
     torch.manual_seed(0)
     net = TransformerNet()
+    with torch.no_grad():
+        net.head.weight.normal_(0, 0.1)  # (the rest is randomly initialised already)
     path = tmp_path / "n.safetensors"
-    from huafeng.methods.fast import NetConfig, net_metadata
-
     save_file(net.state_dict(), path, net_metadata(NetConfig()))
     x = torch.nn.functional.interpolate(torch.rand(1, 3, 10, 14), size=(120, 170), mode="bicubic").clamp(0, 1)
     tiled = FastStylizer(FastSettings(tile=96, overlap=40)).stylize(x, [str(path)])
     # the untiled reference with the same normalisation statistics (recorded on the picture at tile size)
-    from huafeng.image import resize_long_side
-
     net = load_net(str(path))
     with torch.no_grad():
         net.norm_mode("record")
@@ -41,6 +49,15 @@ def test_tiles_match_the_untiled_result(tmp_path):
         net.norm_mode("normal")
     d = (whole - tiled).abs()
     assert d.mean() < 0.01 and d.max() < 0.1, (d.mean().item(), d.max().item())
+    assert (whole - x).abs().mean() > 0.02  # the comparison is not between two copies of the photo
+
+
+def test_a_file_of_another_architecture_is_a_one_line_error(tmp_path):
+    p = tmp_path / "old.safetensors"
+    save_file({"w": torch.zeros(3)}, p, {"arch": "huafeng-fast-transformer", "net": "{}"})
+    with pytest.raises(WeightsError) as e:
+        load_net(str(p))
+    assert "\n" not in str(e.value)
 
 
 @pytest.fixture()
@@ -48,45 +65,100 @@ def data(tmp_path):
     torch.manual_seed(0)
     photos = tmp_path / "photos"
     photos.mkdir()
-    for i in range(4):
-        save_image(torch.rand(1, 3, 48, 64), photos / f"{i}.png")
-    painting = tmp_path / "painting.png"
-    stripes = torch.zeros(1, 3, 64, 64)
-    stripes[:, 0, :, ::8] = 1
-    stripes[:, 2, ::8, :] = 1
-    save_image(stripes, painting)
+    for i in range(5):  # smooth random pictures: photo-like total variation
+        img = torch.nn.functional.interpolate(torch.rand(1, 3, 6, 8), size=(48, 64), mode="bicubic")
+        save_image(img.clamp(0, 1), photos / f"{i}.png")
+    painting = tmp_path / "painting.png"  # blotches in a blue palette: a style a few steps can learn
+    blue = torch.nn.functional.interpolate(torch.rand(1, 3, 16, 16), size=(64, 64), mode="bicubic").clamp(0, 1)
+    save_image(blue * torch.tensor([0.2, 0.4, 1.0]).view(1, 3, 1, 1), painting)
     return photos, painting
 
 
-def test_tiny_training_lowers_the_loss_writes_curves_and_resumes(data, tmp_path):
+def _tiny(photos, art, out, **kw):
+    return StyleTrainSettings(**{"painting": str(art), "content_dir": str(photos), "out": str(out), "steps": 24,
+                                 "batch": 2, "crop": 32, "lr": 5e-3, "checkpoint_every": 8, "minutes": 5,
+                                 "holdout": 1, "eval_size": 40, "eval_steps": 3, **kw})
+
+
+def test_held_out_photos_never_train():
+    files = [f"{d}/{i}.jpg" for d in "abc" for i in range(10)]
+    train, held = split_photos(files, 4)
+    assert len(held) == 4 and not set(held) & set(train) and len(train) + 4 == 30
+    assert {h[0] for h in held} == set("abc")  # spread over the subfolders
+    assert split_photos(files[:3], 4) == (files[:3], [])  # too few photos: none held out
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_tiny_training_lowers_the_loss_writes_curves_evaluates_and_resumes(data, tmp_path):
     photos, painting = data
-    s = StyleTrainSettings(painting=str(painting), content_dir=str(photos), out=str(tmp_path / "run"), steps=24,
-                           batch=2, crop=32, lr=5e-3, checkpoint_every=8, minutes=5)
-    summary = train_style(s)
-    rows = json.loads((tmp_path / "run" / "log.json").read_text())["log"]
-    assert len(rows) == 24 and summary["steps"] == 24
-    assert sum(r["style"] for r in rows[-4:]) < 0.8 * sum(r["style"] for r in rows[:4])
+    s = _tiny(photos, painting, tmp_path / "run")
+
+    def interrupt(p):  # an interruption mid-run, after the checkpoint at step 8
+        if p.stage.startswith("train") and p.step == 13:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train_style(s, progress=interrupt)
+    seen = []
+    summary = train_style(s, progress=seen.append)  # the same command again: continues from step 8
+    assert summary["steps"] == 24 and seen[0].step == 9
+    log = json.loads((tmp_path / "run" / "log.json").read_text())
+    rows = log["log"]
+    assert [r["step"] for r in rows] == list(range(1, 25))
+    for key in ("total", "style"):
+        assert sum(r[key] for r in rows[-4:]) < 0.85 * sum(r[key] for r in rows[:4]), key
     assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
-    # "interrupted": rerun with a larger step budget continues from 24, not from 0
-    more = train_style(StyleTrainSettings(**{**s.__dict__, "steps": 30}))
-    assert more["steps"] == 30
-    assert [r["step"] for r in json.loads((tmp_path / "run" / "log.json").read_text())["log"]] == list(range(1, 31))
-    # the trained file works through the fast method
+    # calibration: the style term starts near style_weight whatever the painting
+    assert 0.5 < rows[0]["style"] * log["style_weight_effective"] / s.style_weight < 2
+    # evaluation on the held-out photo, against the optimisation method
+    ev = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert ev["photos"] == 1 and log["train_photos"] == 4 and len(log["held_out"]) == 1
+    assert ev["rows"][0]["photo"] == Path(log["held_out"][0]).name
+    for k in ("fast_style", "optimize_style", "fast_ssim", "optimize_ssim"):
+        assert ev["mean"][k] == ev["mean"][k] and ev["mean"][k] >= 0  # finite numbers
+    assert isinstance(ev["passes"], bool) and ev["bar"] == {"style_ratio_max": 2.0, "ssim_ratio_min": 0.9}
+    assert (tmp_path / "run" / "eval.png").stat().st_size > 1000
+    # the trained file works through the fast method and describes itself
+    _, meta = load_file(summary["weights"])
+    assert json.loads(meta["net"])["channels"] == list(NetConfig().channels) and meta["steps"] == "24"
     out = FastStylizer().stylize(torch.rand(1, 3, 40, 50), [summary["weights"]])
     assert out.shape == (1, 3, 40, 50) and torch.isfinite(out).all()
 
 
-def test_bad_training_input_is_a_one_line_error(data, tmp_path):
+def test_a_checkpoint_of_another_network_is_a_one_line_error(data, tmp_path):
+    photos, painting = data
+    train_style(_tiny(photos, painting, tmp_path / "run", steps=2, holdout=0))
+    with pytest.raises(SettingsError) as e:
+        train_style(_tiny(photos, painting, tmp_path / "run", steps=3, holdout=0, channels=(8, 24)))
+    assert "\n" not in str(e.value) and "--out" in str(e.value)
+
+
+@pytest.mark.parametrize("bad", ["empty", "painting", "zero", "negative"])
+def test_bad_training_input_is_a_one_line_error(data, tmp_path, bad):
     photos, painting = data
     empty = tmp_path / "empty"
     empty.mkdir()
-    bad = tmp_path / "bad.jpg"
-    bad.write_text("not a painting")
-    for kwargs in [dict(content_dir=str(empty)), dict(painting=str(bad)), dict(minutes=0)]:
-        args = {"painting": str(painting), "content_dir": str(photos), "out": str(tmp_path / "x"), "steps": 1, **kwargs}
-        with pytest.raises(HuafengError) as e:
-            train_style(StyleTrainSettings(**args))
-        assert "\n" not in str(e.value)
+    unreadable = tmp_path / "bad.jpg"
+    unreadable.write_text("not a painting")
+    kwargs = {"empty": dict(content_dir=str(empty)), "painting": dict(painting=str(unreadable)),
+              "zero": dict(minutes=0), "negative": dict(minutes=-1)}[bad]
+    with pytest.raises(HuafengError) as e:
+        train_style(_tiny(photos, kwargs.pop("painting", painting), tmp_path / "x", steps=1, **kwargs))
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "x" / "checkpoint.safetensors").exists()
+
+
+def test_train_style_command_reports_bad_input_in_one_line(data, tmp_path, capsys):
+    from huafeng.cli import main
+
+    photos, painting = data
+    assert main(["train", "style", str(painting), "--content", str(photos), "--minutes", "0",
+                 "--out", str(tmp_path / "o"), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "minutes" in err and "\n" not in err
 
 
 def test_unknown_network_lists_the_gallery():
@@ -95,9 +167,13 @@ def test_unknown_network_lists_the_gallery():
 
 
 def test_every_shipped_network_loads_and_runs():
-    for name in gallery():
-        out = FastStylizer().stylize(torch.rand(1, 3, 64, 80), [name])
-        assert out.shape == (1, 3, 64, 80) and torch.isfinite(out).all()
+    for name, path in gallery().items():
+        _, meta = load_file(path)
+        assert meta.get("painting") and meta.get("steps"), name
+        assert (WEIGHTS_DIR / f"fast-{name}.md").exists(), f"{name} has no model card"
+        for h, w in [(64, 80), (33, 47)]:
+            out = FastStylizer().stylize(torch.rand(1, 3, h, w), [name])
+            assert out.shape == (1, 3, h, w) and torch.isfinite(out).all()
 
 
 def test_fast_is_the_default_when_every_style_has_a_network(monkeypatch, tmp_path):
