@@ -101,7 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--content", help="folder of photos (default: $HUAFENG_DATA/content or ../shared/data/content)")
     st.add_argument("--out", help="run folder (default: runs/style-NAME)")
     st.add_argument("--name", help="the network's name (default: the painting's file name)")
-    st.add_argument("--minutes", type=float, default=15.0, help="training time budget (default: 15)")
+    st.add_argument("--minutes", type=float, help="training time budget; the held-out evaluation comes on top "
+                    "(default: 10)")
+    st.add_argument("--content-weight", type=float, help="keep more of the photo (default: 25)")
+    st.add_argument("--style-weight", type=float, help="more of the painting (calibrated per painting; default: 200)")
     st.add_argument("--steps", type=int, help="stop at this step")
     st.add_argument("--threads", type=int, help="CPU threads (default: all)")
     st.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -121,13 +121,20 @@ def _train_style(args: argparse.Namespace) -> int:
 
     painting = resolve_style(args.painting)
     name = args.name or (args.painting if painting.stem == args.painting else painting.stem)
-    opts = {"steps": args.steps} if args.steps else {}
+    opts = {k: getattr(args, k) for k in ("minutes", "steps", "content_weight", "style_weight")
+            if getattr(args, k) is not None}
     settings = StyleTrainSettings(painting=str(painting), content_dir=_data_dir(args.content, "content"),
-                                  out=args.out or f"runs/style-{name}", name=name, minutes=args.minutes, **opts)
+                                  out=args.out or f"runs/style-{name}", name=name, **opts)
     with _bar(f"train {name}", args.quiet) as bar:
         summary = train_style(settings, progress=bar.update)
-    print(f"{summary['weights']}: {summary['steps']} steps, {summary['minutes']} min; "
+    print(f"{summary['weights']}: {summary['steps']} steps, {summary['minutes']} min "
+          f"({summary['s_per_step']} s/step, {summary['crops_per_s']} crops/s); "
           f"use it with: huafeng stylize PHOTO --method fast --style {summary['weights']}")
+    ev = summary.get("eval")
+    if ev:
+        print(f"held-out check ({ev['photos']} photos, {ev['size']} px): style distance x{ev['style_ratio']:.2f} and "
+              f"SSIM x{ev['ssim_ratio']:.2f} of the optimize method's; bar (≤ x{ev['bar']['style_ratio_max']}, "
+              f"≥ x{ev['bar']['ssim_ratio_min']}) {'met' if ev['passes'] else 'not met'}; see {summary['out']}/eval.png")
     return 0
 
 
