@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from .convert import ExportSettings, export_onnx, parity, psnr
 from .models import ExportModel, load_model
-from .runtime import BACKENDS, OnnxNet, cache_dir, cached_export, check_backend, onnx_runner
+from .runtime import BACKENDS, OnnxNet, cache_dir, cached_export, check_backend, module_runner, onnx_runner
 
 __all__ = ["BACKENDS", "ExportModel", "ExportSettings", "OnnxNet", "build_web", "cache_dir", "cached_export",
-           "check_backend", "export_onnx", "load_model", "onnx_runner", "parity", "psnr"]
+           "check_backend", "export_onnx", "load_model", "module_runner", "onnx_runner", "parity", "psnr"]
 
 
 def build_web(*args, **kwargs):

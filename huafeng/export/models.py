@@ -20,12 +20,12 @@ from ..weights import WEIGHTS_DIR, read_metadata, sha256_of
 from .graphs import ArbitraryGraph, ArbitraryParts, size_free
 
 Tensor = torch.Tensor
-ARBITRARY_LEVELS = ("L3", "L2", "L1")   # the method's default levels (ArbitrarySettings.levels)
 
 
 @dataclass
 class ExportModel:
-    """An export-ready model: ``graph`` is traced; ``reference`` is the library's torch path, which
+    """An export-ready model: ``graph`` is traced (else the first of ``fallbacks`` whose trace gives
+    torch's numbers at sizes it was not traced at); ``reference`` is the library's torch path, which
     the ONNX file is checked against; ``inputs`` names the graph's inputs (``image``, ``style``)."""
 
     kind: str                       # "fast", "gan" or "arbitrary"
@@ -36,11 +36,14 @@ class ExportModel:
     files: tuple[Path, ...]         # the weights it was built from (the cache key hashes these)
     metadata: dict[str, str] = field(default_factory=dict)
     card: str = ""                  # the model card (NAME.md beside the weights), if any
+    fallbacks: tuple[nn.Module, ...] = ()
 
     def sha256(self) -> str:
+        """Hash of the weights files and of the graph's configuration (levels, WCT): the cache key."""
         h = hashlib.sha256()
         for f in self.files:
             h.update(sha256_of(f).encode())
+        h.update(json.dumps([self.kind, self.metadata.get("levels"), self.metadata.get("wct")]).encode())
         return h.hexdigest()
 
 
@@ -102,17 +105,16 @@ def load_model(ref: str, ns_iters: int = 40) -> ExportModel:
     kind, path = resolve(ref)
     meta = read_metadata(path)
     name = path.stem.split("-", 1)[1] if kind in ("fast", "gan") and path.parent == WEIGHTS_DIR else path.stem
+    if kind == "arbitrary":
+        return _arbitrary(path, meta, ns_iters)
     if kind == "fast":
         from ..methods.fast import load_net
 
         net = load_net(str(path))
-        return ExportModel("fast", name, size_free(net).eval(), net, ("image",), (path,),
-                           meta, _card(path))
-    if kind == "gan":
+    else:
         net = _load_gan(path)
-        return ExportModel("gan", name, size_free(net).eval(), net, ("image",), (path,),
-                           meta, _card(path))
-    return _arbitrary(path, meta, ns_iters)
+    # The network as it is (its own padding may trace as a function of the size), else wrapped
+    return ExportModel(kind, name, net, net, ("image",), (path,), meta, _card(path), (size_free(net).eval(),))
 
 
 def _load_gan(path: Path) -> nn.Module:
@@ -125,13 +127,13 @@ def _load_gan(path: Path) -> nn.Module:
 
 def _arbitrary(path: Path, meta: dict[str, str], ns_iters: int) -> ExportModel:
     from ..features import FeatureExtractor
-    from ..methods.arbitrary import LEVELS, load_decoders
+    from ..methods.arbitrary import LEVELS, ArbitrarySettings, load_decoders
     from ..weights import shipped_path
 
     decoders = load_decoders(str(path) if path.parent != WEIGHTS_DIR else path.stem)
-    levels = tuple(lv for lv in ARBITRARY_LEVELS if lv in decoders)
-    if not levels:
-        raise WeightsError(f"{path.name} holds none of the decoders {', '.join(ARBITRARY_LEVELS)}.")
+    levels = ArbitrarySettings().levels  # the method's default levels, coarse to fine
+    if any(lv not in decoders for lv in levels):
+        raise WeightsError(f"{path.name} lacks a decoder for one of the levels {', '.join(levels)}.")
     parts = ArbitraryParts(FeatureExtractor("lite0", [LEVELS[lv] for lv in levels]), decoders, levels, dict(LEVELS))
     graph = ArbitraryGraph(parts, "newton-schulz", ns_iters).eval()
     reference = ArbitraryGraph(parts, "eigh").eval()

@@ -76,6 +76,34 @@ class OnnxNet:
         return out.to(tensors[0].device)
 
 
+def module_runner(net: torch.nn.Module, backend: str = "onnx", kind: str = "gan") -> OnnxNet:
+    """The ONNX runner of an in-memory image-to-image network (its weights' hash is the cache key)."""
+    check_backend(backend)
+    return _module_runner(net, backend, kind)
+
+
+@lru_cache(maxsize=16)
+def _module_runner(net: torch.nn.Module, backend: str, kind: str) -> OnnxNet:
+    import hashlib
+
+    from .convert import ExportSettings, export_onnx
+    from .graphs import size_free
+    from .models import ExportModel
+
+    h = hashlib.sha256(type(net).__qualname__.encode())
+    for k, v in net.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    int8 = backend == "onnx-int8"
+    path = cache_dir() / f"{kind}-{h.hexdigest()[:16]}-{'int8' if int8 else 'fp32'}-{__version__}.onnx"
+    with _lock:
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            model = ExportModel(kind, type(net).__name__, size_free(net).eval(), net, ("image",), ())
+            export_onnx("", path, ExportSettings(int8=int8), model=model)
+    return OnnxNet(path)
+
+
 @lru_cache(maxsize=16)
 def onnx_runner(ref: str, backend: str = "onnx") -> OnnxNet:
     """The ONNX runner of a model for ``backend`` (``onnx`` or ``onnx-int8``), kept once loaded."""

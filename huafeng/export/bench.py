@@ -1,0 +1,98 @@
+"""Runtimes of one network side by side: torch fp32, ONNX fp32 and ONNX int8 on onnxruntime (CPU).
+
+Each row: the runtime, the picture size, seconds per picture (best of ``repeats`` after a warm-up),
+the model file's size, and the PSNR and max abs difference of its result against torch's.
+The same computation runs in every runtime: for per-style networks and GAN generators the network
+itself; for ``arbitrary`` the whole-picture WCT graph (:class:`huafeng.export.graphs.ArbitraryGraph`)
+with a 512 px painting, not the method's 512 px working size + detail layer.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..controls import Progress, ProgressFn
+from ..errors import SettingsError
+from .convert import psnr
+from .models import load_model
+from .runtime import BACKENDS, OnnxNet, cached_export
+
+DEFAULT_SIZES = (512, 1024)
+
+
+def default_model() -> str:
+    """The first trained per-style network in the gallery, else ``arbitrary``."""
+    from ..methods.fast import gallery
+
+    return next(iter(gallery()), "arbitrary")
+
+
+def _inputs(model, size: int) -> tuple[torch.Tensor, ...]:
+    from ..image import load_image
+    from ..styles import resolve_style, sample_photo
+
+    photo = load_image(sample_photo("parrots"))
+    h, w = photo.shape[-2:]
+    photo = photo[..., :, (w - h) // 2:(w - h) // 2 + h]  # square, as `huafeng bench`
+    image = F.interpolate(photo, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+    if "style" in model.inputs:
+        return image, load_image(resolve_style("starry-night"), size=512)
+    return (image,)
+
+
+def _best_time(fn, args, repeats: int) -> tuple[float, np.ndarray]:
+    out = fn(*args)  # warm-up: allocations, onnxruntime's first-run planning
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn(*args)
+        best = min(best, time.perf_counter() - t)
+    return best, out.numpy()
+
+
+def bench_backends(ref: str | None = None, backends=BACKENDS, sizes=DEFAULT_SIZES, repeats: int = 2,
+                   progress: ProgressFn | None = None) -> list[dict]:
+    """Time ``ref`` in each runtime at each square size; PSNR against the torch result."""
+    bad = [b for b in backends if b not in BACKENDS]
+    if bad or not backends:
+        raise SettingsError(f"unknown backend(s) {', '.join(bad) or 'none'}; choose from: {', '.join(BACKENDS)}.")
+    ref = ref or default_model()
+    model = load_model(ref)
+    runners = {}
+    for b in backends:
+        if b == "torch":
+            runners[b] = (model.reference, sum(f.stat().st_size for f in model.files[:1]))
+        else:
+            path = cached_export(ref, int8=b == "onnx-int8")
+            runners[b] = (OnnxNet(path), path.stat().st_size)
+    rows, done = [], 0
+    for size in sizes:
+        args = _inputs(model, size)
+        with torch.inference_mode():
+            ref_out = model.reference(*args).numpy()
+            for b in backends:
+                seconds, out = _best_time(runners[b][0], args, repeats)
+                rows.append({"model": model.name, "kind": model.kind, "backend": b, "size": size,
+                             "seconds": round(seconds, 4), "model_mb": round(runners[b][1] / 2**20, 3),
+                             "psnr": round(psnr(out, ref_out), 2),
+                             "max_abs": round(float(np.abs(out - ref_out).max()), 5)})
+                done += 1
+                if progress:
+                    progress(Progress(f"{b} at {size} px", done, len(sizes) * len(backends)))
+    return rows
+
+
+def backends_table(rows: list[dict]) -> str:
+    """A markdown table of :func:`bench_backends` rows, with the speed-up over torch at each size."""
+    torch_s = {r["size"]: r["seconds"] for r in rows if r["backend"] == "torch"}
+    lines = ["| runtime | size (px) | seconds | vs torch | model file (MB) | PSNR vs torch (dB) | max abs diff |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        speed = f"{torch_s[r['size']] / r['seconds']:.2f}x" if r["size"] in torch_s and r["seconds"] else ""
+        p = "reference" if r["backend"] == "torch" else ("identical" if r["psnr"] >= 200 else f"{r['psnr']:.1f}")
+        lines.append(f"| {r['backend']} | {r['size']} | {r['seconds']:.3f} | {speed} | {r['model_mb']:.2f} | {p} | "
+                     f"{r['max_abs']:.2g} |")
+    return "\n".join(lines)
