@@ -30,6 +30,8 @@ _SETTING_FLAGS = {
     "init": (str, "content, recolor (content in the style's colours) or noise"),
     "seed": (int, "random seed, for repeatable results"),
     "weights": (str, "trained weights: a shipped name or a .safetensors file"),
+    "backend": (str, "torch, onnx or onnx-int8 (onnxruntime; the network is exported on first use into "
+                     "~/.cache/huafeng/onnx, checked against torch)"),
     "model": (str, "the gan method's generator: a shipped name or a .safetensors file from `huafeng train gan`"),
 }
 
@@ -137,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--max-size", action="append", default=[], metavar="METHOD=PX",
                    help="largest size to run a method at (default: optimize=1024)")
     b.add_argument("-o", "--output", help="folder for bench.json and the plot (e.g. a report folder)")
+    b.add_argument("--backends", help="instead: compare runtimes of one network, e.g. torch,onnx,onnx-int8 "
+                   "(speed, and PSNR against torch)")
+    b.add_argument("--model", dest="bench_model", help="with --backends: the network (default: the first "
+                   "trained one, else arbitrary)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     vid = sub.add_parser("video", help="stylize a video (or a folder of frames) with temporal consistency")
@@ -152,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     vid.add_argument("--preserve-color", nargs="?", const="luminance", default="none", metavar="MODE")
     vid.add_argument("--size", type=int, help="stylize at this long side (default: the video's own)")
     vid.add_argument("--weights", help="trained weights for the method (a .safetensors file)")
+    vid.add_argument("--backend", help="torch (default), onnx or onnx-int8 (onnxruntime, exported on first use)")
     vid.add_argument("--report", action="store_true", help="print the temporal warping error of the result")
     vid.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -170,6 +177,20 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--strength", type=float, default=1.0)
     bt.add_argument("--preserve-color", nargs="?", const="luminance", default="none", metavar="MODE")
     bt.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    x = sub.add_parser("export", help="export a trained network to ONNX (checked against torch), or as a web page",
+                       description="Export to ONNX; every export is checked against torch on photos (max abs "
+                       "difference, PSNR). Example: huafeng export starry-night --int8 -o starry.onnx")
+    x.add_argument("model", help="a trained network's name (see `huafeng styles`), a .safetensors file (per-style "
+                   "network, GAN generator or arbitrary-style decoders), or arbitrary")
+    x.add_argument("--format", default="onnx", choices=["onnx"], help="onnx (the only format so far)")
+    x.add_argument("--int8", action="store_true", help="static int8 quantization (refused under 30 dB PSNR)")
+    x.add_argument("-o", "--output", help="the .onnx file (default: NAME.onnx, NAME.int8.onnx with --int8)")
+    x.add_argument("--web", metavar="DIR", help="write a standalone in-browser page to DIR instead: the page, "
+                   "the model and onnxruntime-web (serve DIR with any static server)")
+    x.add_argument("--exporter", default="torchscript", choices=["torchscript", "dynamo"],
+                   help="torch's ONNX exporter (default: torchscript; dynamo is ~10x slower here)")
+    x.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     v = sub.add_parser("serve", help="the web studio and REST API")
     v.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
@@ -195,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return {"stylize": c._stylize, "styles": c._styles, "train": c._train, "evaluate": c._evaluate,
                 "bench": c._bench,
                 "serve": c._serve, "video": c._video,
-                "batch": c._batch}[args.command](args)
+                "batch": c._batch, "export": c._export}[args.command](args)
     except HuafengError as e:
         print(f"huafeng: error: {e}", file=sys.stderr)
         return e.exit_code

@@ -171,6 +171,9 @@ def _bench(args: argparse.Namespace) -> int:
     from ..evaluate import bench, bench_table
     from ..train.common import write_json
 
+    if args.backends:
+        return _bench_backends(args)
+
     try:
         sizes = [int(x) for x in args.sizes.split(",")]
         limits = {k: int(v) for k, v in (item.split("=") for item in args.max_size)}
@@ -187,6 +190,42 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_backends(args: argparse.Namespace) -> int:
+    from ..export.bench import backends_table, bench_backends
+    from ..train.common import write_json
+
+    try:
+        sizes = [int(x) for x in args.sizes.split(",")] if args.sizes != "256,512,1024,2048,4096" else [512, 1024]
+    except ValueError:
+        raise SettingsError("--sizes takes numbers like 512,1024.") from None
+    with _bar("bench", args.quiet) as bar:
+        rows = bench_backends(args.bench_model, [b for b in args.backends.split(",") if b], sizes, progress=bar.update)
+    print(f"{rows[0]['model']} ({rows[0]['kind']})")
+    print(backends_table(rows))
+    if args.output:
+        Path(args.output).mkdir(parents=True, exist_ok=True)
+        write_json(Path(args.output) / "bench_backends.json", rows)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ..export import ExportSettings, build_web, export_onnx
+
+    settings = ExportSettings(int8=args.int8, exporter=args.exporter)
+    with _bar(f"export {Path(args.model).stem}", args.quiet) as bar:
+        if args.web:
+            r = build_web(args.model, args.web, settings, progress=bar.update)
+        else:
+            stem = Path(args.model).stem if args.model.endswith(".safetensors") else args.model
+            out = Path(args.output or f"{stem}{'.int8' if args.int8 else ''}.onnx")
+            r = export_onnx(args.model, out, settings, progress=bar.update)
+    worst = min(r["parity"], key=lambda row: row["psnr"])
+    print(f"{r.get('web') or r['path']}: {r['kind']} {r['name']}, {r['precision']}, {r['bytes'] / 2**20:.2f} MB; "
+          f"against torch on {len(r['parity'])} photos: PSNR >= {worst['psnr']:.1f} dB, max abs difference "
+          f"{max(row['max_abs'] for row in r['parity']):.2g}")
+    return 0
+
+
 def _video(args: argparse.Namespace) -> int:
     from .. import controls as ctl
     from ..api import load_styles, style_refs
@@ -198,7 +237,8 @@ def _video(args: argparse.Namespace) -> int:
         method = "fast" if auto_method(args.style) == "fast" else "arbitrary"
     if method not in ("fast", "arbitrary"):
         raise SettingsError(f"video works with the fast or arbitrary method, not {method!r}.")
-    opts = {k: v for k, v in (("size", args.size), ("weights", args.weights)) if v is not None}
+    opts = {k: v for k, v in (("size", args.size), ("weights", args.weights), ("backend", args.backend))
+            if v is not None}
     stylizer = get_stylizer(method, make_settings(method, **opts))
     styles, weights = style_refs(args.style) if method == "fast" else load_styles(args.style)
     src = Path(args.input)

@@ -144,6 +144,8 @@ class ArbitrarySettings:
     margin: int = 16            # reflected border added while stylizing (no rim along the edges)
     tile: int = 1024            # full-size rendering: larger pictures run in overlapping tiles (bounded memory)
     overlap: int = 64           # context around each tile, in pixels
+    backend: str = "torch"      # torch, onnx or onnx-int8: onnxruntime runs encoder, WCT (Newton-Schulz) and
+                                # decoders in one graph (one painting, full strength, default levels)
 
     def __post_init__(self) -> None:
         if self.size is not None and not 16 <= self.size <= 16384:
@@ -159,6 +161,8 @@ class ArbitrarySettings:
             raise SettingsError(f"work_size must be 0 (full size) or at least 64 px, got {self.work_size}.")
         if self.detail < 0 or self.margin < 0:
             raise SettingsError("detail and margin must not be negative.")
+        if self.backend not in ("torch", "onnx", "onnx-int8"):
+            raise SettingsError(f"backend must be torch, onnx or onnx-int8, got {self.backend!r}.")
 
 
 def restore_detail(small: Tensor, content: Tensor, detail: float = 1.0) -> Tensor:
@@ -238,7 +242,7 @@ class ArbitraryStylizer:
             content = resize_long_side(content, s.size)
         if controls.preserve_color == "histogram":
             styles = [ctl.match_color(st, content) for st in styles]
-        all_stats = [self.style_stats(st) for st in styles]
+        all_stats = [self.style_stats(st) for st in styles] if s.backend == "torch" else []
         # Work at ``work_size`` (the detail layer restores full resolution), with a reflected margin.
         reduce = s.work_size and max(content.shape[-2:]) > s.work_size
         x = resize_long_side(content, s.work_size) if reduce else content
@@ -247,12 +251,15 @@ class ArbitraryStylizer:
         if m:
             x = F.pad(x, (m, m, m, m), mode="reflect")
             masks = None if masks is None else [F.pad(k, (m, m, m, m), mode="replicate") for k in masks]
-        for i, lv in enumerate(s.levels):
-            alpha = controls.strength if i == 0 else 1.0  # blend once, at the coarsest level
-            stats = [st[lv] for st in all_stats]
-            x = self._level(x, lv, stats, weights, alpha, masks)
-            if progress:
-                progress(ctl.Progress(f"level {lv}", i + 1, len(s.levels)))
+        if s.backend != "torch":
+            x = self._onnx(x, styles, controls.strength, masks)
+        else:
+            for i, lv in enumerate(s.levels):
+                alpha = controls.strength if i == 0 else 1.0  # blend once, at the coarsest level
+                stats = [st[lv] for st in all_stats]
+                x = self._level(x, lv, stats, weights, alpha, masks)
+                if progress:
+                    progress(ctl.Progress(f"level {lv}", i + 1, len(s.levels)))
         if m:
             x = x[..., m:-m, m:-m]
         if reduce:
@@ -261,6 +268,17 @@ class ArbitraryStylizer:
         return ctl.apply_after(content, x, ctl.Controls(preserve_color=controls.preserve_color,
                                                         mask=controls.mask if len(styles) == 1 else None),
                                len(styles))
+
+    def _onnx(self, x: Tensor, styles: list[Tensor], strength: float, masks) -> Tensor:
+        """All levels in one onnxruntime call (huafeng.export: exported and checked on first use)."""
+        s = self.settings
+        if len(styles) != 1 or masks is not None or strength < 1 or s.levels != ArbitrarySettings().levels:
+            raise SettingsError("the onnx backends of the arbitrary method take one painting at full strength, "
+                                "without a mask, at the default levels; use --backend torch for the rest.")
+        from ..export import onnx_runner
+
+        style = resize_long_side(styles[0], max(32, int(s.style_size * s.style_scale)))
+        return onnx_runner(s.weights, s.backend)(x, style)
 
     def _transform(self, f: Tensor, lv: str, stats, weights, alpha, masks, box, content_stats=None) -> Tensor:
         """WCT of one (tile's) features; two styles with a mask: foreground and background."""

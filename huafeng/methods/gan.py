@@ -183,12 +183,15 @@ class GanSettings:
     size: int | None = None   # long side of the result; None keeps the photo's size
     tile: int = 1024          # larger pictures run in overlapping tiles (bounded memory)
     overlap: int = 64
+    backend: str = "torch"    # torch, onnx or onnx-int8 (onnxruntime, whole picture: huafeng.export)
 
     def __post_init__(self) -> None:
         if self.size is not None and not 16 <= self.size <= 16384:
             raise SettingsError(f"size must be between 16 and 16384 pixels, got {self.size}.")
         if self.tile < 64 or not 0 <= self.overlap < self.tile // 2:
             raise SettingsError("tile must be at least 64 px and overlap under half a tile.")
+        if self.backend not in ("torch", "onnx", "onnx-int8"):
+            raise SettingsError(f"backend must be torch, onnx or onnx-int8, got {self.backend!r}.")
 
 
 class GanStylizer:
@@ -240,6 +243,10 @@ class GanStylizer:
 
     def _run(self, net: Generator, x: Tensor) -> Tensor:
         s = self.settings
+        if s.backend != "torch":  # onnxruntime runs the whole picture (exported and checked on first use)
+            from ..export import module_runner
+
+            return module_runner(net, s.backend, "gan")(x)
         if max(x.shape[-2:]) <= s.tile:
             return net(x)
         try:  # instance-norm statistics of the whole picture (downscaled to one tile), reused per tile

@@ -152,6 +152,25 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+    @app.get("/browser", include_in_schema=False)
+    def browser_page():
+        """Stylize in the browser with onnxruntime-web: the photo stays on the user's machine."""
+        return FileResponse(STATIC / "browser.html")
+
+    @app.get("/v1/models")
+    def models() -> list[dict]:
+        """Trained networks that run in the browser, each with the URL of its ONNX export."""
+        return [{"name": n, "kind": kind, "url": f"/v1/models/{n}.onnx"} for n, kind in _web_models().items()]
+
+    @app.get("/v1/models/{name}.onnx")
+    def model_onnx(name: str):
+        """A trained network exported to ONNX (on first request, checked against torch, then cached)."""
+        from ..export import cached_export
+
+        if name not in _web_models():  # a gallery name, never a path
+            return _error(404, f"no trained network named {name[:40]!r}.")
+        return FileResponse(cached_export(name), media_type="application/octet-stream", filename=f"{name}.onnx")
+
     @app.get("/v1/health")
     def health() -> dict:
         return {"status": "ok", "version": __version__, "queued": jobs.waiting, "running": jobs.running,
@@ -307,6 +326,18 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:
         return Response(job.result.read_bytes(), media_type="image/png", headers={"X-Job-Id": job.id})
 
     return app
+
+
+def _web_models() -> dict[str, str]:
+    """Gallery networks by name, with their kind: per-style (fast) networks, then GAN generators."""
+    from ..methods import fast
+
+    found = {n: "fast" for n in fast.gallery()}
+    try:
+        from ..methods import gan
+    except ImportError:
+        return found
+    return {**{n: "gan" for n in gan.gallery()}, **found}
 
 
 def _with_alpha(rgb, alpha):
