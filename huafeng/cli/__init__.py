@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--crop", type=int, help="crop side in pixels (default: 128)")
     g.add_argument("--threads", type=int, help="CPU threads (default: all)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    for trainer in (a, st, g):
+        trainer.add_argument("--nproc", type=int, help="train data-parallel in N processes on this machine (torchrun; "
+                             "several machines: torchrun ... -m huafeng.train WHAT ...)")
 
     e = sub.add_parser("evaluate", help="methods x photos x styles grid: metrics, contact sheets, HTML report")
     e.add_argument("--methods", help="comma-separated methods (default: every installed method)")
@@ -207,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for `train --nproc`, which relaunches itself
     if args.command is None:
         parser.print_help()
         return 0

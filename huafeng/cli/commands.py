@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -99,8 +100,15 @@ def _train(args: argparse.Namespace) -> int:
 
     from ..train.arbitrary import ArbitraryTrainSettings, train_arbitrary
 
+    if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # relaunch under torchrun
+        from ..train.distributed import launch
+
+        return launch(args.argv[args.argv.index("train") + 1:], args.nproc)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if int(os.environ.get("RANK", "0")) > 0:  # under torchrun, rank 0 alone reports
+        args.quiet = True
+        sys.stdout = open(os.devnull, "w")
     if args.what == "style":
         return _train_style(args)
     if args.what == "gan":

@@ -7,6 +7,10 @@ Each level's decoder learns to invert the frozen Lite0 encoder at that level:
 on random crops of photos, with a share of augmented painting crops so the decoders also render
 painterly textures. Reconstruction converges far faster than training with a style loss, and works
 for any painting by construction (the style enters only through WCT at inference).
+
+Under torchrun (``torchrun --nproc_per_node N -m huafeng.train arbitrary ...`` or ``--nproc N``) each
+process takes an equal shard of the same global batch and DistributedDataParallel averages the
+gradients, so N processes follow the single-process loss curve (see :mod:`huafeng.train.distributed`).
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from ..errors import SettingsError
 from ..features import FeatureExtractor
 from ..methods.arbitrary import LEVELS, Decoder
 from ..weights import save_file
+from . import distributed
 from .common import Clock, ImageBank, list_images, load_checkpoint, plot_curves, save_checkpoint, write_json
 
 # Paintings kept out of training, so the contact sheet can show unseen ones (docs/arbitrary_sheet.png).
@@ -78,11 +83,16 @@ def _lr(s: ArbitraryTrainSettings, step: int) -> float:
 
 
 def train_arbitrary(s: ArbitraryTrainSettings, progress: ctl.ProgressFn | None = None) -> dict:
-    """Train (or resume) the decoders; returns a summary. Writes into ``s.out``:
+    """Train (or resume) the decoders; returns a summary. Writes into ``s.out`` (rank 0 only):
 
     ``checkpoint.safetensors`` (resumable), ``decoders.safetensors`` (for ``--weights``), ``log.json``,
     ``curves.png``.
     """
+    with distributed.session() as d:
+        return _train(s, d, progress if d.main else None)
+
+
+def _train(s: ArbitraryTrainSettings, d: distributed.Dist, progress: ctl.ProgressFn | None) -> dict:
     out = Path(s.out)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(s.seed)
@@ -93,68 +103,83 @@ def train_arbitrary(s: ArbitraryTrainSettings, progress: ctl.ProgressFn | None =
     paintings = [p for p in list_images(s.style_dir) if p.name not in s.held_out_styles]
     content, styles = ImageBank(train_files, 512), ImageBank(paintings, 768)
     evalset = torch.cat([ImageBank(eval_files, 512).crops(1, 256, random.Random(i)) for i in range(len(eval_files))])
-    encoder = FeatureExtractor("lite0", [LEVELS[lv] for lv in s.levels])
-    decoders = {lv: Decoder(lv) for lv in s.levels}
-    params = [p for d in decoders.values() for p in d.parameters()]
+    encoder = FeatureExtractor("lite0", [LEVELS[lv] for lv in s.levels]).to(d.device)
+    decoders = {lv: Decoder(lv).to(d.device) for lv in s.levels}  # same seed: same start on every rank
+    params = [p for dec in decoders.values() for p in dec.parameters()]
     opt = torch.optim.Adam(params, lr=s.lr)
     state = _State()
     ckpt = out / "checkpoint.safetensors"
     if ckpt.exists():
         model, state.step, _, extra = load_checkpoint(ckpt, opt)
-        for lv, d in decoders.items():
-            d.load_state_dict({k[len(lv) + 1:]: v for k, v in model.items() if k.startswith(lv + ".")})
+        for lv, dec in decoders.items():
+            dec.load_state_dict({k[len(lv) + 1:]: v for k, v in model.items() if k.startswith(lv + ".")})
         state.spent, state.log = extra.get("spent", 0.0), extra.get("log", [])
         rng.seed(s.seed + state.step)
     clock = Clock(state.spent)
     n_paint = round(s.batch * s.painting_fraction)
+    nets = {lv: d.wrap(dec) for lv, dec in decoders.items()}  # DDP: gradients averaged over ranks
 
     def checkpoint() -> None:
-        model = {f"{lv}.{k}": v for lv, d in decoders.items() for k, v in d.state_dict().items()}
+        if not d.main:
+            d.barrier()  # until rank 0 has written it
+            return
+        model = {f"{lv}.{k}": v for lv, dec in decoders.items() for k, v in dec.state_dict().items()}
         save_checkpoint(ckpt, model, opt, state.step, asdict(s), {"spent": clock.spent, "log": state.log})
         meta = {"arch": "huafeng-arbitrary-wct-lite0", "levels": ",".join(s.levels), "steps": state.step,
                 "minutes": round(clock.spent / 60, 1), "last_eval": state.log[-1] if state.log else {}}
         save_file(model, out / "decoders.safetensors", meta)
         write_json(out / "log.json", {"settings": asdict(s), "log": state.log})
+        d.barrier()
 
-    while state.step < s.steps and (s.minutes is None or clock.spent < s.minutes * 60):
+    while state.step < s.steps and not d.any(s.minutes is not None and clock.spent >= s.minutes * 60):
+        # The global batch, drawn alike on every rank; each rank keeps its shard.
         x = torch.cat([content.crops(s.batch - n_paint, s.crop, rng),
                        styles.crops(n_paint, s.crop, rng, scale=(0.2, 1.0), jitter=0.1)]) if n_paint else \
             content.crops(s.batch, s.crop, rng)
+        x = d.shard(x)
         for g in opt.param_groups:
             g["lr"] = _lr(s, state.step)
         with torch.no_grad():
             feats = encoder(x)
         opt.zero_grad(set_to_none=True)
         row = {"step": state.step + 1}
-        total = 0.0
-        for lv, d in decoders.items():
+        total, values = 0.0, {}
+        for lv, net in nets.items():
             f = feats[LEVELS[lv]]
-            y = d(f, tuple(x.shape[-2:]))
+            y = net(f, tuple(x.shape[-2:]))
             pix = (y - x).abs().mean()
             fy = encoder(y, [LEVELS[lv]])[LEVELS[lv]]
-            feat = (fy - f).pow(2).sum() / f.pow(2).sum().clamp_min(1e-8)
+            # ‖·‖² over the global batch: the normaliser is summed over ranks, and the shard's share is
+            # scaled by the world size, since DDP averages (not sums) the ranks' gradients.
+            norm = d.sum(f.pow(2).sum()).clamp_min(1e-8)
+            feat = (fy - f).pow(2).sum() / norm * d.world
             loss = pix + s.feature_weight * feat
             total = total + loss
-            row[f"{lv}_pix"], row[f"{lv}_feat"] = pix.item(), feat.item()
+            values[f"{lv}_pix"], values[f"{lv}_feat"] = pix.item(), feat.item()
         total.backward()
+        row.update(d.mean(values))
         opt.step()
         state.step += 1
         row["time"] = round(clock.spent, 1)
-        if state.step % s.eval_every == 0 or state.step == 1:
+        if d.main and (state.step % s.eval_every == 0 or state.step == 1):
             with torch.no_grad():
-                ef = encoder(evalset)
-                for lv, d in decoders.items():
-                    row[f"{lv}_psnr"] = round(psnr(d(ef[LEVELS[lv]], tuple(evalset.shape[-2:])), evalset), 2)
+                ev = evalset.to(d.device)
+                ef = encoder(ev)
+                for lv, dec in decoders.items():
+                    row[f"{lv}_psnr"] = round(psnr(dec(ef[LEVELS[lv]], tuple(ev.shape[-2:])), ev), 2)
         state.log.append(row)
         if progress:
-            progress(ctl.Progress("train arbitrary", state.step, s.steps, total.item()))
+            progress(ctl.Progress("train arbitrary", state.step, s.steps,
+                                  sum(row[f"{lv}_pix"] + s.feature_weight * row[f"{lv}_feat"] for lv in s.levels)))
         if state.step % s.checkpoint_every == 0:
             checkpoint()
-            keys = [f"{lv}_pix" for lv in s.levels]
-            plot_curves(state.log, out / "curves.png", keys, title="arbitrary decoders: L1 reconstruction loss")
+            if d.main:
+                keys = [f"{lv}_pix" for lv in s.levels]
+                plot_curves(state.log, out / "curves.png", keys, title="arbitrary decoders: L1 reconstruction loss")
     checkpoint()
-    keys = [f"{lv}_pix" for lv in s.levels]
-    plot_curves(state.log, out / "curves.png", keys, title="arbitrary decoders: L1 reconstruction loss")
+    if d.main:
+        keys = [f"{lv}_pix" for lv in s.levels]
+        plot_curves(state.log, out / "curves.png", keys, title="arbitrary decoders: L1 reconstruction loss")
     evals = [r for r in state.log if any(k.endswith("_psnr") for k in r)]
     return {"steps": state.step, "minutes": round(clock.spent / 60, 1), "last_eval": evals[-1] if evals else {},
             "out": str(out)}
