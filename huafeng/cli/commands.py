@@ -267,7 +267,8 @@ def _batch(args: argparse.Namespace) -> int:
     method = auto_method(args.style) if args.method == "auto" else args.method
     opts = {k: v for k, v in (("size", args.size), ("steps", args.steps)) if v is not None}
     s = BatchSettings(in_dir=args.input, out_dir=args.output, styles=tuple(args.style), method=method,
-                      workers=args.workers, strength=args.strength, preserve_color=args.preserve_color, settings=opts)
+                      workers=args.workers if args.workers is not None else (0 if args.ray else 1), ray=args.ray,
+                      strength=args.strength, preserve_color=args.preserve_color, settings=opts)
     with _bar("batch", args.quiet) as bar:
         c = run_batch(s, progress=bar.update)
     print(f"{args.output}: {c['done']} done, {c['failed']} failed, {c['skipped']} skipped "
