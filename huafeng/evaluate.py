@@ -46,14 +46,15 @@ class EvaluateSettings:
 
 def available_methods() -> list[str]:
     """Methods that can run here on any painting (their weights are installed). Per-style networks
-    (``fast``) are left out: they only know the paintings they were trained on."""
+    (``fast``) are left out: they only know the paintings they were trained on. A GAN (``gan``) is in
+    when a model is installed: its style is the one domain it learned, whatever the painting."""
     out = []
     for name in METHODS:
         try:
             st = get_stylizer(name, make_settings(name))
         except Exception:  # noqa: BLE001 - a method without weights is simply not available
             continue
-        if getattr(st, "takes_style_images", True):
+        if getattr(st, "takes_style_images", True) or getattr(st, "ready", False):
             out.append(name)
     return out
 
@@ -76,9 +77,14 @@ def evaluate(s: EvaluateSettings, progress: ProgressFn | None = None) -> dict:
     paintings = _pick(list_images(s.style_dir), s.styles, s.seed + 1)
     contents = {p.stem: load_image(p, size=s.size) for p in photos}
     styles = {p.stem: load_image(p, size=max(s.size, 512)) for p in paintings}
-    rows, total, done = [], len(methods) * len(contents) * len(styles), 0
+    rows, total, done, notes = [], len(methods) * len(contents) * len(styles), 0, {}
     for method in methods:
         stylizer = get_stylizer(method, make_settings(method, **{"size": s.size, **s.overrides.get(method, {})}))
+        if getattr(stylizer, "fixed_style", False):  # e.g. gan: the style is the model's domain, not the painting
+            notes[method] = (f"{method} ignores the painting: its style is the domain it learned "
+                             f"({getattr(stylizer, 'domain', '') or 'see its model card'}), so each photo gets one "
+                             "result, its style distances compare that result with every painting of the grid, "
+                             "and its diversity is 0 by construction.")
         folder = out / "cells" / method
         folder.mkdir(exist_ok=True)
         for cname, content in contents.items():
@@ -88,6 +94,8 @@ def evaluate(s: EvaluateSettings, progress: ProgressFn | None = None) -> dict:
                 if progress:
                     progress(Progress(f"{method}: {cname} x {sname}", done, total))
     summary = _summary(rows, methods, s.metric_backbone, out)
+    for method, note in notes.items():
+        summary[method]["note"] = note
     _write_tables(rows, summary, out)
     from .report import write_report
 

@@ -124,6 +124,7 @@ def write_report(out: Path, rows: list[dict], summary: dict, methods: list[str],
              "perceptual distance between one photo's results across styles. Seconds and peak RSS are per "
              "image, warm. Best per column in bold.</p>",
              "<h2>Means per method</h2>", _table(summary, keys, LOWER_IS_BETTER)]
+    parts += [f"<p><b>{html.escape(m)}:</b> {html.escape(v['note'])}</p>" for m, v in summary.items() if v.get("note")]
     for title, name in sheets:
         parts += [f"<h2>Contact sheet: {html.escape(title)}</h2>", f"<img src='{name}' alt='{html.escape(title)}'>"]
     parts += ["<h2>Plots</h2>"] + [f"<img src='{p}' alt='{p}'>" for p in plots]

@@ -19,11 +19,12 @@ from huafeng.train.gan import GanTrainSettings, HistoryPool, _lr, domain_files, 
 from huafeng.weights import save_file
 
 TINY = GeneratorConfig(channels=(4, 8, 8), res_blocks=1)
+TINY_RESIDUAL = GeneratorConfig(channels=(4, 8, 8), res_blocks=1, residual=True)
 
 
 def test_generator_is_fully_convolutional_any_size_in_same_size_out():
     torch.manual_seed(0)
-    for cfg in (TINY, GeneratorConfig((4, 8, 8), 1, residual=False)):
+    for cfg in (TINY, TINY_RESIDUAL):
         net = Generator(cfg).eval()
         for h, w in [(64, 64), (37, 53), (5, 9), (1, 1), (130, 7)]:
             with torch.no_grad():
@@ -34,7 +35,7 @@ def test_generator_is_fully_convolutional_any_size_in_same_size_out():
 def test_identity_start_returns_the_photo():
     x = torch.rand(1, 3, 24, 40) * 0.9 + 0.05
     with torch.no_grad():
-        assert torch.allclose(Generator(TINY)(x), x, atol=1e-5)
+        assert torch.allclose(Generator(TINY_RESIDUAL)(x), x, atol=1e-5)
 
 
 def test_default_generator_is_cpu_sized_and_patchgan_sees_70px():
@@ -91,7 +92,6 @@ def data(tmp_path):
 
 
 def small(a, b, out, **kw):
-    # the paper's plain generator (residual=False): its cycle loss starts high and must fall
     base = dict(a=(str(a),), b=(str(b),), out=str(out), steps=30, crop=32, a_side=64, b_side=96, lr=1e-3,
                 channels=(8, 16, 16), res_blocks=2, residual=False, d_channels=8, checkpoint_every=15,
                 sample_every=15, minutes=5)
@@ -159,7 +159,6 @@ def test_domain_b_takes_files_and_globs(data, tmp_path):
 def save_tiny(path, seed=0):
     torch.manual_seed(seed)
     net = Generator(TINY)
-    torch.nn.init.normal_(net.out[1].weight, 0, 0.05)  # not the identity start: a generator that does something
     save_file(net.state_dict(), path, generator_metadata(TINY, steps=0))
     return net
 
@@ -242,3 +241,23 @@ def test_shipped_model_loads_and_gives_finite_output(name):
     out = GanStylizer(GanSettings(model=name)).stylize(photo)
     assert out.shape == photo.shape and torch.isfinite(out).all()
     assert (out - photo).abs().mean() > 0.01  # it does something
+
+
+def test_evaluate_includes_gan_with_an_honest_note(tmp_path):
+    from huafeng.evaluate import EvaluateSettings, evaluate
+
+    torch.manual_seed(0)
+    photos, paintings = tmp_path / "photos", tmp_path / "paintings"
+    photos.mkdir()
+    paintings.mkdir()
+    for i in range(2):
+        save_image(torch.rand(1, 3, 24, 32), photos / f"photo{i}.png")
+        save_image(torch.rand(1, 3, 32, 32) * (0.3 + 0.5 * i), paintings / f"style{i}.png")
+    model = tmp_path / "m.safetensors"
+    save_tiny(model)
+    out = tmp_path / "report"
+    r = evaluate(EvaluateSettings(content_dir=str(photos), style_dir=str(paintings), out=str(out), methods=("gan",),
+                                  photos=2, styles=2, size=32, overrides={"gan": {"model": str(model)}}))
+    gan = r["summary"]["gan"]
+    assert gan["cells"] == 4 and gan["gram_distance"] > 0 and gan["diversity"] < 1e-6
+    assert "ignores the painting" in gan["note"] and "ignores the painting" in (out / "index.html").read_text()

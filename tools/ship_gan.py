@@ -74,17 +74,20 @@ def main() -> None:
     ap.add_argument("--domain", default="", help="the domain in words, e.g. 'Monet' (default: from the B files)")
     ap.add_argument("--fp32", action="store_true", help="keep float32 (twice the size)")
     ap.add_argument("--photos", help="folder of photos for the sample sheet (default: domain A's first folder)")
+    ap.add_argument("--dest", help="write into this folder instead of the shipped weights (a dry run; docs/ untouched)")
     args = ap.parse_args()
+    wdir = Path(args.dest) if args.dest else weights.WEIGHTS_DIR
+    wdir.mkdir(parents=True, exist_ok=True)
     run = Path(args.run)
     log = json.loads((run / "log.json").read_text())
     s, rows, data = log["settings"], log["log"], log.get("data", {})
     tensors, meta = weights.load_file(run / "a2b.safetensors")
     dtype = torch.float32 if args.fp32 else torch.float16
     status = ("**Experimental.** " if args.experimental else "") + (args.note or "see the sample sheet.")
-    dest = weights.WEIGHTS_DIR / f"gan-{args.name}.safetensors"
+    dest = wdir / f"gan-{args.name}.safetensors"
     weights.save_file({k: v.to(dtype) for k, v in tensors.items()}, dest,
                       {**meta, "license": "MIT", "experimental": str(args.experimental).lower(), "note": status})
-    shutil.copyfile(run / "curves.png", weights.WEIGHTS_DIR / f"gan-{args.name}.curves.png")
+    shutil.copyfile(run / "curves.png", wdir / f"gan-{args.name}.curves.png")
 
     from huafeng.methods.gan import load_generator
     from huafeng.train.common import list_images
@@ -94,10 +97,11 @@ def main() -> None:
     folder = args.photos or s["a"][0]
     files = list_images(folder)
     photos = [files[round(i * (len(files) - 1) / 7)] for i in range(min(8, len(files)))]
-    sheet = weights.WEIGHTS_DIR / f"gan-{args.name}.sample.png"
+    sheet = wdir / f"gan-{args.name}.sample.png"
     sample_sheet(g_ab, g_ba, photos, sheet)
-    (ROOT / "docs").mkdir(exist_ok=True)
-    shutil.copyfile(sheet, ROOT / "docs" / "gan_sheet.png")
+    if not args.dest:
+        (ROOT / "docs").mkdir(exist_ok=True)
+        shutil.copyfile(sheet, ROOT / "docs" / "gan_sheet.png")
 
     k = min(100, len(rows))
     mean = {key: sum(r[key] for r in rows[-k:]) / k for key in ("G", "D", "cycle", "identity")}
@@ -109,10 +113,10 @@ def main() -> None:
                        else "float32", n_a=data.get("n_a", "the"), b_files=", ".join(b_files), lam=s["lambda_cycle"],
                        idt=s["lambda_identity"], lr=s["lr"], batch=s["batch"], crop=s["crop"], steps=meta["steps"],
                        minutes=meta["minutes"], k=k, note=status, **mean)
-    (weights.WEIGHTS_DIR / f"gan-{args.name}.md").write_text(card)
+    (wdir / f"gan-{args.name}.md").write_text(card)
     print(card)
-    print(f"{dest} ({dest.stat().st_size:,} bytes); sheet {sheet} ({sheet.stat().st_size:,} bytes), "
-          f"copied to docs/gan_sheet.png")
+    print(f"{dest} ({dest.stat().st_size:,} bytes); sheet {sheet} ({sheet.stat().st_size:,} bytes)"
+          + ("" if args.dest else ", copied to docs/gan_sheet.png"))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,11 @@ Departures, for a CPU: slim networks (see ``huafeng.methods.gan``), 128 px crops
 time budget in place of epochs; the decay follows whichever budget (minutes or steps) ends first.
 Domain B may be a handful of large paintings: every step samples fresh random crops from them, at
 random scale and flip. The history pools are not checkpointed (they refill in 50 steps).
+
+Under torchrun each process takes its shard of the same global batch (``--batch`` a multiple of the
+processes); the generators run several times per step, so gradients are averaged by hand
+(``Dist.average_gradients``), which is what DDP computes. Each process keeps its own history pool,
+so N processes follow the 1-process curve exactly until the pools fill, then statistically.
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ from ..image import IMAGE_EXTENSIONS, resize_long_side
 from ..losses import cycle_loss, identity_loss, lsgan_loss
 from ..methods.gan import Generator, GeneratorConfig, PatchDiscriminator, generator_metadata
 from ..weights import save_file
+from . import distributed
 from .common import Clock, ImageBank, list_images, load_checkpoint, plot_curves, save_checkpoint, write_json
 
 Tensor = torch.Tensor
@@ -57,7 +63,7 @@ class GanTrainSettings:
     pool: int = 50
     channels: tuple[int, int, int] = (16, 32, 64)
     res_blocks: int = 5
-    residual: bool = True           # identity-start generators (see huafeng.methods.gan)
+    residual: bool = False          # identity-start generators (see huafeng.methods.gan: off, it stalled)
     d_channels: int = 16
     checkpoint_every: int = 100
     sample_every: int = 250
@@ -157,8 +163,11 @@ class _Nets:
 
 
 def train_step(nets: _Nets, real_a: Tensor, real_b: Tensor, pools: tuple[HistoryPool, HistoryPool],
-               s: GanTrainSettings) -> dict[str, float]:
-    """One CycleGAN step: the generators (discriminators frozen), then the discriminators."""
+               s: GanTrainSettings, group: distributed.Dist | None = None) -> dict[str, float]:
+    """One CycleGAN step: the generators (discriminators frozen), then the discriminators.
+
+    With ``group`` (data-parallel), each optimiser steps on gradients averaged over the processes."""
+    group = group or distributed.Dist()
     lam, lam_idt = s.lambda_cycle, s.lambda_cycle * s.lambda_identity
     fake_b, fake_a = nets.G_AB(real_a), nets.G_BA(real_b)  # (B,3,H,W) each
     rec_a, rec_b = nets.G_BA(fake_b), nets.G_AB(fake_a)
@@ -166,12 +175,13 @@ def train_step(nets: _Nets, real_a: Tensor, real_b: Tensor, pools: tuple[History
         d.requires_grad_(False)
     adv = lsgan_loss(nets.D_B(fake_b), True) + lsgan_loss(nets.D_A(fake_a), True)
     cyc = cycle_loss(_pm(rec_a), _pm(real_a)) + cycle_loss(_pm(rec_b), _pm(real_b))
-    idt = torch.zeros(())
+    idt = torch.zeros((), device=real_a.device)
     if lam_idt > 0:
         idt = identity_loss(_pm(nets.G_AB(real_b)), _pm(real_b)) + identity_loss(_pm(nets.G_BA(real_a)), _pm(real_a))
     loss_g = adv + lam * cyc + lam_idt * idt
     nets.opt["G"].zero_grad(set_to_none=True)
     loss_g.backward()
+    group.average_gradients([*nets.G_AB.parameters(), *nets.G_BA.parameters()])
     nets.opt["G"].step()
     for d in (nets.D_A, nets.D_B):
         d.requires_grad_(True)
@@ -180,6 +190,7 @@ def train_step(nets: _Nets, real_a: Tensor, real_b: Tensor, pools: tuple[History
     loss_d_a = 0.5 * (lsgan_loss(nets.D_A(real_a), True) + lsgan_loss(nets.D_A(old_a), False))
     nets.opt["D"].zero_grad(set_to_none=True)
     (loss_d_a + loss_d_b).backward()
+    group.average_gradients([*nets.D_A.parameters(), *nets.D_B.parameters()])
     nets.opt["D"].step()
     return {"G": adv.item(), "D": (loss_d_a + loss_d_b).item(), "cycle": cyc.item(), "identity": idt.item(),
             "total": loss_g.item()}
@@ -200,14 +211,22 @@ def sample_sheet(g_ab: Generator, g_ba: Generator, photos: list[Tensor], names: 
 def train_gan(s: GanTrainSettings, progress: ctl.ProgressFn | None = None) -> dict:
     """Train (or resume) a CycleGAN. Writes into ``s.out``: ``checkpoint.safetensors`` (all four
     networks and both optimisers), ``a2b.safetensors`` (use with ``--method gan --model FILE``),
-    ``b2a.safetensors``, ``log.json``, ``curves.png`` and ``samples/step_NNNNNN.png``."""
+    ``b2a.safetensors``, ``log.json``, ``curves.png`` and ``samples/step_NNNNNN.png``.
+    Under torchrun rank 0 alone writes and reports."""
+    with distributed.session() as group:
+        return _train(s, group, progress if group.main else None)
+
+
+def _train(s: GanTrainSettings, group: distributed.Dist, progress: ctl.ProgressFn | None) -> dict:
     files_a, files_b = domain_files(s.a, "A"), domain_files(s.b, "B")
     out = Path(s.out)
     (out / "samples").mkdir(parents=True, exist_ok=True)
     bank_a, bank_b = ImageBank(files_a, s.a_side), ImageBank(files_b, s.b_side)
     rng = random.Random(s.seed)
     torch.manual_seed(s.seed)
-    nets = _Nets(s)
+    nets = _Nets(s)  # the same seed: the same start on every process
+    for m in nets.modules().values():
+        m.to(group.device)
     step, spent, log = 0, 0.0, []
     ckpt = out / "checkpoint.safetensors"
     if ckpt.exists():
@@ -220,7 +239,9 @@ def train_gan(s: GanTrainSettings, progress: ctl.ProgressFn | None = None) -> di
         rng.seed(s.seed + step)
         torch.manual_seed(s.seed + step)
     clock = Clock(spent)
-    pools = (HistoryPool(s.pool, rng), HistoryPool(s.pool, rng))
+    # The pools draw from their own RNG, so every process draws the same batches from ``rng``.
+    pool_rng = random.Random(f"{s.seed}-{step}-{group.rank}")
+    pools = (HistoryPool(s.pool, pool_rng), HistoryPool(s.pool, pool_rng))
     picks = [round(i * (len(bank_a) - 1) / max(1, s.samples - 1)) for i in range(min(s.samples, len(bank_a)))]
     samples = [resize_long_side(bank_a.images[i][None].float() / 255, s.crop * 3 // 2) for i in picks]
     sample_names = [Path(bank_a.names[i]).stem[:14] for i in picks]
@@ -235,28 +256,33 @@ def train_gan(s: GanTrainSettings, progress: ctl.ProgressFn | None = None) -> di
         save_file(nets.G_BA.state_dict(), out / "b2a.safetensors", generator_metadata(nets.cfg, direction="B→A", **meta))
 
     def checkpoint() -> None:
+        if not group.main:
+            return group.barrier()  # until rank 0 has written it
         save_checkpoint(ckpt, nets.state(), nets.opt, step, asdict(s), {"spent": clock.spent, "log": log})
         save_models()
         write_json(out / "log.json", {"settings": asdict(s), "data": info, "log": log})
         if log:
             plot_curves(log, out / "curves.png", CURVES, title="CycleGAN: training losses")
+        group.barrier()
 
     def sample() -> None:
+        if not group.main:
+            return
         sheet = out / "samples" / f"step_{step:06d}.png"
-        sample_sheet(nets.G_AB, nets.G_BA, samples, sample_names).save(sheet)
+        sample_sheet(nets.G_AB, nets.G_BA, [x.to(group.device) for x in samples], sample_names).save(sheet)
         shutil.copyfile(sheet, out / "samples.png")
 
     if step == 0:
         sample()  # the untrained generators, for comparison
     start_step, start_time = step, clock.spent
-    while step < s.steps and clock.spent < s.minutes * 60:
-        lr = _lr(s, clock.spent, step)
+    while step < s.steps and (now := group.mean({"t": clock.spent})["t"]) < s.minutes * 60:  # one clock for all
+        lr = _lr(s, now, step)
         for opt in nets.opt.values():
             for g in opt.param_groups:
                 g["lr"] = lr
-        real_a = bank_a.crops(s.batch, s.crop, rng)
-        real_b = bank_b.crops(s.batch, s.crop, rng, scale=(0.25, 0.8))
-        row = train_step(nets, real_a, real_b, pools, s)
+        real_a = group.shard(bank_a.crops(s.batch, s.crop, rng))  # the global batch, drawn alike everywhere
+        real_b = group.shard(bank_b.crops(s.batch, s.crop, rng, scale=(0.25, 0.8)))
+        row = group.mean(train_step(nets, real_a, real_b, pools, s, group))
         step += 1
         log.append({"step": step, **{k: round(v, 5) for k, v in row.items()}, "lr": lr, "time": round(clock.spent, 1)})
         if progress:
