@@ -261,3 +261,21 @@ def test_evaluate_includes_gan_with_an_honest_note(tmp_path):
     gan = r["summary"]["gan"]
     assert gan["cells"] == 4 and gan["gram_distance"] > 0 and gan["diversity"] < 1e-6
     assert "ignores the painting" in gan["note"] and "ignores the painting" in (out / "index.html").read_text()
+
+
+def test_style_training_with_an_adversarial_term_logs_it_and_resumes(data, tmp_path):
+    from huafeng.train.style import StyleTrainSettings, train_style
+
+    a, b = data
+    for i in range(3, 5):  # the style trainer holds one photo in four out
+        save_image(torch.rand(1, 3, 48, 64), a / f"p{i}.png")
+    s = StyleTrainSettings(painting=str(b / "painting.png"), content_dir=str(a), out=str(tmp_path / "st"), steps=6,
+                           batch=2, crop=32, checkpoint_every=3, minutes=5, holdout=0, adversarial=5.0)
+    train_style(s)
+    rows = json.loads((tmp_path / "st" / "log.json").read_text())["log"]
+    assert len(rows) == 6 and all("adv" in r and "critic" in r for r in rows)
+    assert load_checkpoint(tmp_path / "st" / "critic.safetensors")[1] == 6
+    assert train_style(StyleTrainSettings(**{**s.__dict__, "steps": 8}))["steps"] == 8
+    assert load_checkpoint(tmp_path / "st" / "critic.safetensors")[1] == 8
+    with pytest.raises(SettingsError):
+        StyleTrainSettings(painting="p", content_dir="c", adversarial=-1)

@@ -129,7 +129,7 @@ def _train_style(args: argparse.Namespace) -> int:
 
     painting = resolve_style(args.painting)
     name = args.name or (args.painting if painting.stem == args.painting else painting.stem)
-    opts = {k: getattr(args, k) for k in ("minutes", "steps", "content_weight", "style_weight")
+    opts = {k: getattr(args, k) for k in ("minutes", "steps", "content_weight", "style_weight", "adversarial")
             if getattr(args, k) is not None}
     settings = StyleTrainSettings(painting=str(painting), content_dir=_data_dir(args.content, "content"),
                                   out=args.out or f"runs/style-{name}", name=name, **opts)

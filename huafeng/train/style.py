@@ -67,6 +67,7 @@ class StyleTrainSettings:
     eval_steps: int | None = None   # optimisation steps of the reference (None: the method's default)
     checkpoint_every: int = 50
     seed: int = 0
+    adversarial: float = 0.0        # weight of a PatchGAN (LSGAN) term on crops of the painting; 0: off
 
     def __post_init__(self) -> None:
         if self.minutes is None or not self.minutes > 0:
@@ -78,6 +79,8 @@ class StyleTrainSettings:
         if self.holdout < 0 or self.eval_size < 32 or self.checkpoint_every < 1:
             raise SettingsError("holdout must be ≥ 0, eval_size ≥ 32 px and checkpoint_every ≥ 1.")
         NetConfig(tuple(self.channels), self.res_blocks)  # raises a one-line error for a bad shape
+        if self.adversarial < 0:
+            raise SettingsError(f"the adversarial weight must be non-negative, got {self.adversarial}.")
 
 
 def _lr(s: StyleTrainSettings, spent: float, step: int) -> float:
@@ -142,6 +145,12 @@ def train_style(s: StyleTrainSettings, progress: ctl.ProgressFn | None = None) -
     cfg = NetConfig(channels=tuple(s.channels), res_blocks=s.res_blocks)
     net = TransformerNet(cfg)
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
+    critic = None
+    if s.adversarial > 0:  # a PatchGAN on the painting's crops (huafeng.train.adversarial), own checkpoint
+        from .adversarial import PatchCritic
+
+        critic = PatchCritic(s.painting, s.crop, out / "critic.safetensors", side=s.style_size, seed=s.seed,
+                             device=next(net.parameters()).device)
     step, spent, log = 0, 0.0, []
     ckpt = out / "checkpoint.safetensors"
     if ckpt.exists():
@@ -159,6 +168,8 @@ def train_style(s: StyleTrainSettings, progress: ctl.ProgressFn | None = None) -
 
     def checkpoint() -> None:
         save_checkpoint(ckpt, net.state_dict(), opt, step, asdict(s), {"spent": clock.spent, "log": log})
+        if critic is not None:
+            critic.save(step)
         last = log[-1] if log else {}
         save_file(net.state_dict(), out / f"{name}.safetensors",
                   net_metadata(cfg, painting=Path(s.painting).name, steps=step, minutes=round(clock.spent / 60, 1),
@@ -175,14 +186,20 @@ def train_style(s: StyleTrainSettings, progress: ctl.ProgressFn | None = None) -
         lc, ls = style_losses(fe, y, x, targets)
         tv = total_variation(y)
         loss = s.content_weight * lc + style_w * ls + s.tv_weight * tv
+        if critic is not None:
+            loss = loss + s.adversarial * critic.generator_loss(y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         step += 1
+        if critic is not None:
+            critic.step(y)
         log.append({"step": step, "content": lc.item(), "style": ls.item(), "tv": tv.item(), "total": loss.item(),
                     "lr": lr, "time": round(clock.spent, 2)})
         if progress:
             progress(ctl.Progress(f"train {name}", step, eta.total(step, clock.spent), loss.item()))
+        if critic is not None:
+            log[-1].update(critic.last)
         if step % s.checkpoint_every == 0:
             checkpoint()
     checkpoint()
