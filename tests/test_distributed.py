@@ -19,8 +19,11 @@ WORKER = """
 import json, sys, torch
 torch.set_num_threads(1)
 from huafeng.train.arbitrary import ArbitraryTrainSettings, train_arbitrary
-s = json.loads(sys.argv[1])
-train_arbitrary(ArbitraryTrainSettings(**{**s, "levels": tuple(s["levels"]), "held_out_styles": ()}))
+from huafeng.train.gan import GanTrainSettings, train_gan
+from huafeng.train.style import StyleTrainSettings, train_style
+cls, fn = {"arbitrary": (ArbitraryTrainSettings, train_arbitrary), "style": (StyleTrainSettings, train_style),
+           "gan": (GanTrainSettings, train_gan)}[sys.argv[1]]
+fn(cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(sys.argv[2]).items()}))
 """
 
 
@@ -37,12 +40,12 @@ def data(tmp_path):
     return photos, paintings
 
 
-def torchrun(tmp_path, s: ArbitraryTrainSettings) -> None:
+def torchrun(tmp_path, s, trainer: str = "arbitrary") -> None:
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                        str(script), json.dumps(asdict(s))], env=env, capture_output=True, text=True, timeout=600)
+                        str(script), trainer, json.dumps(asdict(s))], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
 
 
@@ -100,3 +103,28 @@ def test_cli_nproc_launches_torchrun(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("2 steps") == 1   # rank 0 alone reports
     assert load_checkpoint(tmp_path / "run" / "checkpoint.safetensors")[1] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trainer", ["style", "gan"])
+def test_style_and_gan_trainers_match_one_process_too(tmp_path, trainer):
+    from huafeng.train.gan import GanTrainSettings, train_gan
+    from huafeng.train.style import StyleTrainSettings, train_style
+
+    photos, paintings = data(tmp_path)
+    if trainer == "style":
+        make, train, keys = StyleTrainSettings, train_style, ("content", "style", "tv", "total", "adv", "critic")
+        base = dict(painting=str(paintings / "s.png"), content_dir=str(photos), minutes=60.0, steps=3, batch=4,
+                    crop=32, holdout=0, checkpoint_every=1000, adversarial=0.5)  # with the PatchGAN critic
+    else:  # the pools (50 fakes) are not full yet: the runs are the same computation
+        make, train, keys = GanTrainSettings, train_gan, ("G", "D", "cycle", "identity")
+        base = dict(a=(str(photos),), b=(str(paintings),), minutes=60.0, steps=3, batch=2, crop=32,
+                    channels=(8, 16, 16), res_blocks=1, d_channels=8, sample_every=1000, samples=2)
+    torch.set_num_threads(1)
+    train(make(out=str(tmp_path / "one"), **base))
+    torchrun(tmp_path, make(out=str(tmp_path / "two"), **base), trainer)
+    for key in keys:
+        a, b = curve(tmp_path / "one", key), curve(tmp_path / "two", key)
+        assert len(a) == len(b) == 3
+        assert all(abs(x - y) <= 0.01 * abs(x) + 1e-6 for x, y in zip(a, b)), (key, a, b)
+    assert load_checkpoint(tmp_path / "two" / "checkpoint.safetensors")[1] == 3

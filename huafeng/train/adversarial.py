@@ -19,6 +19,7 @@ import torch
 
 from ..losses import lsgan_loss
 from ..methods.gan import PatchDiscriminator
+from . import distributed
 from .common import ImageBank, load_checkpoint, save_checkpoint
 
 Tensor = torch.Tensor
@@ -28,9 +29,11 @@ class PatchCritic:
     """A PatchGAN on crops of one painting, with its Adam (2e-4, β1 0.5) and its checkpoint file."""
 
     def __init__(self, painting: str | Path, crop: int, path: str | Path, *, side: int = 384, base: int = 16,
-                 lr: float = 2e-4, seed: int = 0, device: torch.device | str = "cpu") -> None:
+                 lr: float = 2e-4, seed: int = 0, device: torch.device | str = "cpu",
+                 group: distributed.Dist | None = None) -> None:
         self.bank = ImageBank([Path(painting)], side)  # the painting at the style targets' scale
         self.crop, self.path, self.device = crop, Path(path), device
+        self.group = group or distributed.Dist()  # data-parallel: global batch of real crops, averaged gradients
         torch.manual_seed(seed + 7)
         self.d = PatchDiscriminator(base).to(device)
         self.opt = torch.optim.Adam(self.d.parameters(), lr=lr, betas=(0.5, 0.999))
@@ -51,10 +54,12 @@ class PatchCritic:
 
     def step(self, fakes: Tensor) -> float:
         """One discriminator update: painting crops are real, the network's (detached) outputs fake."""
-        real = self.bank.crops(fakes.shape[0], self.crop, self.rng, scale=(0.4, 1.0)).to(fakes.device)
+        real = self.group.shard(self.bank.crops(fakes.shape[0] * self.group.world, self.crop, self.rng,
+                                                scale=(0.4, 1.0))).to(fakes.device)
         loss = 0.5 * (lsgan_loss(self.d(real), True) + lsgan_loss(self.d(fakes.detach()), False))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        self.group.average_gradients(self.d.parameters())
         self.opt.step()
         self.last["critic"] = loss.item()
         return loss.item()

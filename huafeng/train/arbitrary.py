@@ -149,10 +149,8 @@ def _train(s: ArbitraryTrainSettings, d: distributed.Dist, progress: ctl.Progres
             y = net(f, tuple(x.shape[-2:]))
             pix = (y - x).abs().mean()
             fy = encoder(y, [LEVELS[lv]])[LEVELS[lv]]
-            # ‖·‖² over the global batch: the normaliser is summed over ranks, and the shard's share is
-            # scaled by the world size, since DDP averages (not sums) the ranks' gradients.
-            norm = d.sum(f.pow(2).sum()).clamp_min(1e-8)
-            feat = (fy - f).pow(2).sum() / norm * d.world
+            # Relative to the global batch's energy: its average over ranks (see distributed.Dist.average).
+            feat = (fy - f).pow(2).sum() / d.average(f.pow(2).sum()).clamp_min(1e-8)
             loss = pix + s.feature_weight * feat
             total = total + loss
             values[f"{lv}_pix"], values[f"{lv}_feat"] = pix.item(), feat.item()

@@ -8,7 +8,7 @@ exactly like one process with the same global batch:
 - every rank draws the *global* batch from the same seeded RNG and keeps its shard (:meth:`Dist.shard`);
 - gradients are averaged over ranks, by DistributedDataParallel (:meth:`Dist.wrap`) or, where a
   model runs several times per step (GANs), by hand (:meth:`Dist.average_gradients`);
-- a loss normalised by a batch statistic uses the global statistic (:meth:`Dist.sum`);
+- a loss normalised by a batch statistic uses its average over ranks (:meth:`Dist.average`);
 - logged numbers are averaged over ranks (:meth:`Dist.mean`); stop decisions are shared (:meth:`Dist.any`);
 - rank 0 alone writes checkpoints, logs and curves; every rank waits for it (:meth:`Dist.barrier`),
   and every rank resumes from the same checkpoint (so ``--out`` must be on a filesystem all nodes see).
@@ -72,13 +72,17 @@ class Dist:
             p.grad.copy_(flat[i:i + n].view_as(p.grad))
             i += n
 
-    def sum(self, x: torch.Tensor) -> torch.Tensor:
-        """Sum of a (detached) tensor over ranks."""
+    def average(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean of a (detached) tensor over ranks.
+
+        For a loss relative to a batch statistic (``‖F(y) − F(x)‖² / ‖F(x)‖²``): divide each shard's
+        numerator by the *average* over ranks of the shard's denominator. DDP's average of the ranks'
+        gradients is then exactly the gradient of the global-batch loss."""
         if self.world == 1:
             return x
         x = x.detach().clone()
         dist.all_reduce(x)
-        return x
+        return x / self.world
 
     def mean(self, values: dict[str, float]) -> dict[str, float]:
         """Numbers averaged over ranks (for logs: equal shards make this the global-batch value)."""

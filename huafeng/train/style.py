@@ -21,6 +21,8 @@ paper, each from trials here (6-minute runs on one core):
 
 The run is time-boxed and resumable: a checkpoint (model, optimizer, step, log) is written
 atomically every ``checkpoint_every`` steps, and rerunning the same command continues from it.
+Under torchrun each process trains on its shard of the same global batch (DistributedDataParallel;
+see :mod:`huafeng.train.distributed`); rank 0 writes the files and runs the evaluation.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ from ..image import load_image, resize_long_side
 from ..losses import content_loss, gram_matrix, style_loss, total_variation
 from ..methods.fast import NetConfig, TransformerNet, net_metadata
 from ..weights import save_file
+from . import distributed
 from .common import Clock, ImageBank, list_images, load_checkpoint, plot_curves, save_checkpoint, write_json
 
 CONTENT_LAYERS = ("block5_expand",)
@@ -97,13 +100,20 @@ def split_photos(files: list[Path], holdout: int) -> tuple[list[Path], list[Path
     return [f for f in files if f not in held], held
 
 
-def style_losses(fe: FeatureExtractor, y: torch.Tensor, x: torch.Tensor, targets: dict[str, torch.Tensor]
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(content, style) terms for outputs ``y`` of photos ``x``: relative feature and Gram distances."""
+def style_losses(fe: FeatureExtractor, y: torch.Tensor, x: torch.Tensor, targets: dict[str, torch.Tensor],
+                 d: distributed.Dist | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(content, style) terms for outputs ``y`` of photos ``x``: relative feature and Gram distances.
+
+    With ``d`` (data-parallel), the content term of this shard is relative to the global batch's
+    energy (``Dist.average``), so the ranks' averaged gradients are those of the global batch."""
     with torch.no_grad():
         fx = fe(x, CONTENT_LAYERS)
     fy = fe(y, tuple(targets) + CONTENT_LAYERS)
-    lc = sum(content_loss(fy[n], fx[n], normalize=True) for n in CONTENT_LAYERS) / len(CONTENT_LAYERS)
+    if d is not None and d.world > 1:
+        lc = sum((fy[n] - fx[n]).pow(2).sum() / d.average(fx[n].pow(2).sum()).clamp_min(1e-8)
+                 for n in CONTENT_LAYERS) / len(CONTENT_LAYERS)
+    else:
+        lc = sum(content_loss(fy[n], fx[n], normalize=True) for n in CONTENT_LAYERS) / len(CONTENT_LAYERS)
     ls = sum(style_loss(gram_matrix(fy[n]), t.expand(y.shape[0], -1, -1), normalize=True)
              for n, t in targets.items()) / len(targets)
     return lc, ls
@@ -126,7 +136,13 @@ class _Eta:
 def train_style(s: StyleTrainSettings, progress: ctl.ProgressFn | None = None) -> dict:
     """Train (or resume) one per-style network, then evaluate it on held-out photos. Writes into
     ``s.out``: ``checkpoint.safetensors``, ``NAME.safetensors`` (use with ``--method fast --style
-    FILE``), ``log.json``, ``curves.png``, and (with held-out photos) ``eval.png``, ``eval.json``."""
+    FILE``), ``log.json``, ``curves.png``, and (with held-out photos) ``eval.png``, ``eval.json``.
+    Under torchrun rank 0 alone writes, reports and evaluates."""
+    with distributed.session() as d:
+        return _train(s, d, progress if d.main else None)
+
+
+def _train(s: StyleTrainSettings, d: distributed.Dist, progress: ctl.ProgressFn | None) -> dict:
     name = s.name or Path(s.painting).stem
     painting = load_image(s.painting)  # an unreadable painting fails here, in one line, before any work
     train_files, held = split_photos(list_images(s.content_dir), s.holdout)
@@ -135,22 +151,22 @@ def train_style(s: StyleTrainSettings, progress: ctl.ProgressFn | None = None) -
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(s.seed)
     torch.set_flush_denormal(True)  # denormals made steps up to 3x slower on these CPUs
-    fe = FeatureExtractor("lite0", tuple(s.style_layers) + CONTENT_LAYERS)
+    fe = FeatureExtractor("lite0", tuple(s.style_layers) + CONTENT_LAYERS).to(d.device)
     with torch.no_grad():
-        sf = fe(resize_long_side(painting, s.style_size), s.style_layers)
+        sf = fe(resize_long_side(painting, s.style_size).to(d.device), s.style_layers)
         targets = {n: gram_matrix(sf[n]) for n in s.style_layers}
-        probe = photos.crops(8, s.crop, random.Random(s.seed + 1))
+        probe = photos.crops(8, s.crop, random.Random(s.seed + 1)).to(d.device)
         calib = style_losses(fe, probe, probe, targets)[1].item()  # the photos' own style loss: c
     style_w = s.style_weight / max(calib, 1e-6)
     cfg = NetConfig(channels=tuple(s.channels), res_blocks=s.res_blocks)
-    net = TransformerNet(cfg)
+    net = TransformerNet(cfg).to(d.device)  # the same seed: the same start on every rank
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
     critic = None
     if s.adversarial > 0:  # a PatchGAN on the painting's crops (huafeng.train.adversarial), own checkpoint
         from .adversarial import PatchCritic
 
         critic = PatchCritic(s.painting, s.crop, out / "critic.safetensors", side=s.style_size, seed=s.seed,
-                             device=next(net.parameters()).device)
+                             device=next(net.parameters()).device, group=d)
     step, spent, log = 0, 0.0, []
     ckpt = out / "checkpoint.safetensors"
     if ckpt.exists():
@@ -167,6 +183,8 @@ def train_style(s: StyleTrainSettings, progress: ctl.ProgressFn | None = None) -
             "held_out": [str(p) for p in held], "skipped": photos.skipped, "params": sum(p.numel() for p in net.parameters())}
 
     def checkpoint() -> None:
+        if not d.main:
+            return d.barrier()  # until rank 0 has written it
         save_checkpoint(ckpt, net.state_dict(), opt, step, asdict(s), {"spent": clock.spent, "log": log})
         if critic is not None:
             critic.save(step)
@@ -175,15 +193,17 @@ def train_style(s: StyleTrainSettings, progress: ctl.ProgressFn | None = None) -
                   net_metadata(cfg, painting=Path(s.painting).name, steps=step, minutes=round(clock.spent / 60, 1),
                                losses={k: last.get(k) for k in ("content", "style", "tv", "total")}))
         write_json(out / "log.json", {"settings": asdict(s), "name": name, **info, "log": log})
+        d.barrier()
 
     net.train()
-    while step < s.steps and clock.spent < s.minutes * 60:
-        lr = _lr(s, clock.spent, step)
+    ddp = d.wrap(net)  # DDP: gradients averaged over ranks
+    while step < s.steps and (now := d.mean({"t": clock.spent})["t"]) < s.minutes * 60:  # one clock for all ranks
+        lr = _lr(s, now, step)
         for g in opt.param_groups:
             g["lr"] = lr
-        x = photos.crops(s.batch, s.crop, rng)
-        y = net(x)
-        lc, ls = style_losses(fe, y, x, targets)
+        x = d.shard(photos.crops(s.batch, s.crop, rng))  # the global batch, drawn alike on every rank
+        y = ddp(x)
+        lc, ls = style_losses(fe, y, x, targets, d)
         tv = total_variation(y)
         loss = s.content_weight * lc + style_w * ls + s.tv_weight * tv
         if critic is not None:
@@ -194,23 +214,26 @@ def train_style(s: StyleTrainSettings, progress: ctl.ProgressFn | None = None) -
         step += 1
         if critic is not None:
             critic.step(y)
-        log.append({"step": step, "content": lc.item(), "style": ls.item(), "tv": tv.item(), "total": loss.item(),
-                    "lr": lr, "time": round(clock.spent, 2)})
+        log.append({"step": step, **d.mean({"content": lc.item(), "style": ls.item(), "tv": tv.item(),
+                                            "total": loss.item()}), "lr": lr, "time": round(clock.spent, 2)})
         if progress:
-            progress(ctl.Progress(f"train {name}", step, eta.total(step, clock.spent), loss.item()))
+            progress(ctl.Progress(f"train {name}", step, eta.total(step, clock.spent), log[-1]["total"]))
         if critic is not None:
-            log[-1].update(critic.last)
+            log[-1].update(d.mean(critic.last))
         if step % s.checkpoint_every == 0:
             checkpoint()
     checkpoint()
     net.eval()
-    plot_curves(log, out / "curves.png", ["content", "style", "tv", "total"],
-                title=f"{name}: training losses ({step} steps, {clock.spent / 60:.1f} min)")
+    if d.main:
+        plot_curves(log, out / "curves.png", ["content", "style", "tv", "total"],
+                    title=f"{name}: training losses ({step} steps, {clock.spent / 60:.1f} min)")
     summary = {"name": name, "steps": step, "minutes": round(clock.spent / 60, 2), "out": str(out),
                "weights": str(out / f"{name}.safetensors"), "last": log[-1] if log else {},
                "s_per_step": _per_step(log), "crops_per_s": None}
     if summary["s_per_step"]:
         summary["crops_per_s"] = round(s.batch / summary["s_per_step"], 2)
+    if not d.main:
+        return summary
     if held:
         from .style_eval import evaluate_style
 
