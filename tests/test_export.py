@@ -214,6 +214,12 @@ def test_cache_exports_once(net_file, cache):
     stamp = p1.stat().st_mtime_ns
     assert p1.parent == cache / "onnx" and p1.suffix == ".onnx"
     assert cached_export(str(net_file)) == p1 and p1.stat().st_mtime_ns == stamp
+    from huafeng.export.bench import backends_table, bench_backends
+
+    rows = bench_backends(str(net_file), ("torch", "onnx"), sizes=(40,), repeats=1)  # reuses the cached export
+    assert p1.stat().st_mtime_ns == stamp and [r["backend"] for r in rows] == ["torch", "onnx"]
+    assert rows[0]["psnr"] == 200 and rows[1]["psnr"] >= 40 and rows[1]["model_mb"] > 0
+    assert backends_table(rows).count("\n") == 3
 
 
 def test_backend_onnx_through_the_cli(net_file, tmp_path, cache):
@@ -249,3 +255,22 @@ def test_backend_onnx_for_gan_and_arbitrary(tmp_path):
 
     with pytest.raises(SettingsError):
         ArbitraryStylizer(ArbitrarySettings(backend="onnx")).stylize(photo, [painting], controls=ctl.Controls(strength=0.5))
+
+
+def test_video_backend_onnx_through_the_cli(net_file, tmp_path, cache):
+    pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    g = torch.Generator().manual_seed(4)
+    for i in range(3):
+        save_image(torch.rand(1, 3, 32, 48, generator=g), frames / f"f{i:03d}.png")
+    outs = {}
+    for backend in ("torch", "onnx"):
+        outs[backend] = tmp_path / f"styled-{backend}"
+        assert main(["video", str(frames), "--method", "fast", "--style", str(net_file), "--backend", backend,
+                     "--consistency", "0", "-o", str(outs[backend]), "-q"]) == 0
+    a, b = (sorted(outs[k].glob("*.png")) for k in ("torch", "onnx"))
+    assert len(a) == len(b) == 3
+    for fa, fb in zip(a, b):
+        assert (read_image(fa)[0] - read_image(fb)[0]).abs().max() <= 1.5 / 255

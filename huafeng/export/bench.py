@@ -78,7 +78,7 @@ def bench_backends(ref: str | None = None, backends=BACKENDS, sizes=DEFAULT_SIZE
                 rows.append({"model": model.name, "kind": model.kind, "backend": b, "size": size,
                              "seconds": round(seconds, 4), "model_mb": round(runners[b][1] / 2**20, 3),
                              "psnr": round(psnr(out, ref_out), 2),
-                             "max_abs": round(float(np.abs(out - ref_out).max()), 5)})
+                             "max_abs": float(f"{float(np.abs(out - ref_out).max()):.3g}")})
                 done += 1
                 if progress:
                     progress(Progress(f"{b} at {size} px", done, len(sizes) * len(backends)))
