@@ -1,4 +1,5 @@
 """``huafeng batch --ray``: the same tree on a local Ray gives the same files, byte for byte, as a local run."""
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,19 @@ from test_batch import TINY, make_tree
 ray = pytest.importorskip("ray")
 
 
-def test_local_ray_gives_identical_outputs_and_the_same_manifest(tmp_path, capsys):
+def test_local_ray_gives_identical_outputs_and_the_same_manifest(tmp_path, capsys, monkeypatch):
+    import huafeng.batch_ray as br
+
+    class Crashy(br.Stylizer):  # a worker process that dies on one file (think: the OOM killer)
+        def run(self, name, *args):
+            if name.startswith("crash"):
+                os._exit(1)
+            return super().run(name, *args)
+
+    monkeypatch.setattr(br, "Stylizer", Crashy)
     src = tmp_path / "in"
     goods = make_tree(src)
+    save_image(torch.rand(1, 3, 24, 32), src / "crash.png")
     painting = tmp_path / "painting.png"   # a file only the driver has: shipped to the actors as bytes
     torch.manual_seed(1)
     save_image(torch.rand(1, 3, 40, 40), painting)
@@ -25,23 +36,28 @@ def test_local_ray_gives_identical_outputs_and_the_same_manifest(tmp_path, capsy
     local = run_batch(BatchSettings(str(src), str(tmp_path / "local"), (str(painting),), workers=2, settings=TINY))
     rc = main(["batch", str(src), str(tmp_path / "ray"), "--style", str(painting), "--method", "optimize",
                "--ray", "--workers", "2", "--size", "32", "--steps", "2", "-q"])
-    assert rc == 2 and local["done"] == 4   # the two bad files fail on both
-    assert "4 done, 2 failed, 0 skipped" in capsys.readouterr().out
+    assert rc == 2 and local["done"] == 5   # the two bad files fail on both
+    assert "4 done, 3 failed, 0 skipped" in capsys.readouterr().out  # and the file that killed its worker
     for g in goods:
         a, b = tmp_path / "local" / g.relative_to(src), tmp_path / "ray" / g.relative_to(src)
         assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
         assert a.read_bytes() == b.read_bytes()
     one, two = read_manifest(tmp_path / "local"), read_manifest(tmp_path / "ray")
     assert set(one) == set(two)
-    for k in one:
+    crash = two.pop(str((src / "crash.png").resolve()))
+    assert crash["status"] == "failed" and "stopped while stylizing crash.png" in crash["error"]
+    for k in two:
         assert (one[k]["status"], one[k].get("error")) == (two[k]["status"], two[k].get("error"))
         assert two[k]["output"].startswith(str(tmp_path / "ray"))
     assert not ray.is_initialized()   # the local Ray started for the call is shut down
     assert not list((tmp_path / "ray").rglob("*.tmp"))
-    # a rerun has nothing left to do, so it never starts Ray
+    # a rerun has nothing left to do but the failed files (done ones are skipped)
+    (src / "a" / "broken.jpg").unlink()
+    (src / "notes.png").unlink()
+    monkeypatch.setattr(br, "Stylizer", br.Stylizer.__mro__[1])  # no more crashes
     again = run_batch(BatchSettings(str(src), str(tmp_path / "ray"), (str(painting),), workers=2, ray="local",
                                     settings=TINY))
-    assert again["done"] == 0 and again["skipped"] == 4
+    assert again["done"] == 1 and again["skipped"] == 4 and again["failed"] == 0
 
 
 def test_driver_only_files_are_shipped_and_names_are_not(tmp_path):
