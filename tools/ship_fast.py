@@ -1,12 +1,13 @@
 """Ship a trained per-style network into the gallery: weights, model card, curves, sample, eval sheet.
 
-    python tools/ship_fast.py train_runs/style-starry-night [--note "..."]
+    python tools/ship_fast.py train_runs/style-starry-night [--note "..."] [--dest DIR]
 
 Reads the run folder written by ``huafeng train style`` (``NAME.safetensors``, ``log.json``,
 ``curves.png``, ``eval.json``, ``eval.png``) and writes into ``huafeng/weights/``:
 ``fast-NAME.safetensors`` (float16: half the size, same pictures; loaded back as float32),
 ``fast-NAME.md`` (the model card), ``fast-NAME.curves.png``, ``fast-NAME.sample.jpg`` and
-``fast-NAME.eval.jpg``. Every file stays well under 1 MB.
+``fast-NAME.eval.jpg``. Every file stays well under 1 MB. ``--dest DIR`` writes them elsewhere
+instead (a dry run: the gallery and its SHA256SUMS are left alone).
 """
 from __future__ import annotations
 
@@ -37,13 +38,13 @@ CARD = """# fast-{name}: per-style network for {painting_title}
 - **Training:** `huafeng train style` with a Lite0 perceptual loss: content weight {cw}, style weight {sw}
   calibrated per painting (photos' own style loss {calib:.3f}, so {sw_eff:.0f} effective), TV {tv};
   Adam {lr} with cosine decay over the last 30%. **{steps} steps in {minutes} minutes** of CPU
-  ({s_per_step} s/step, {crops_per_s} crops/s, one thread), no GPU.
+  ({s_per_step} s/step, {crops_per_s} crops/s, {threads} thread(s) on a shared 2-core machine), no GPU.
 - **Final losses** (mean of the last 50 steps): content {content:.4g}, style {style:.4g}, TV {tvl:.4g}.
   Curves: `fast-{name}.curves.png`.
 - **Evaluation** on {n_eval} held-out photos at {eval_size} px, against the optimization method (Gatys, Lite0,
   defaults) on the same photos ({eval_sheet}):
 
-  | | style distance (lower: more style) | content SSIM (higher: more photo) |
+  | | style distance (VGG16 Gram, an independent judge; lower: more style) | content SSIM (higher: more photo) |
   |---|---|---|
   | fast (this network) | {fs:.4f} | {fss:.3f} |
   | optimize | {os_:.4f} | {oss:.3f} |
@@ -58,13 +59,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", help="a run folder of `huafeng train style`")
     ap.add_argument("--note", default="trained with the default settings; looked at on the eval sheet.")
+    ap.add_argument("--dest", type=Path, default=weights.WEIGHTS_DIR, help="folder (default: the shipped gallery)")
     args = ap.parse_args()
     run = Path(args.run)
     log = json.loads((run / "log.json").read_text())
     s, rows, name = log["settings"], log["log"], log["name"]
     ev = json.loads((run / "eval.json").read_text()) if (run / "eval.json").exists() else None
     tensors, meta = weights.load_file(run / f"{name}.safetensors")
-    dest = weights.WEIGHTS_DIR / f"fast-{name}"
+    args.dest.mkdir(parents=True, exist_ok=True)
+    dest = args.dest / f"fast-{name}"
     evmeta = {"eval_style_ratio": ev["style_ratio"], "eval_ssim_ratio": ev["ssim_ratio"],
               "eval_passes": ev["passes"]} if ev else {}
     weights.save_file({k: v.half() for k, v in tensors.items()}, f"{dest}.safetensors",
@@ -73,7 +76,7 @@ def main() -> None:
     from huafeng.methods.fast import FastStylizer, load_net
 
     load_net.cache_clear()
-    out = FastStylizer().stylize(resize_long_side(load_image(sample_photo("parrots")), 512), [name])
+    out = FastStylizer().stylize(resize_long_side(load_image(sample_photo("parrots")), 512), [f"{dest}.safetensors"])
     save_image(out, f"{dest}.sample.jpg", quality=88)
     if (run / "eval.png").exists():
         sheet = load_image(run / "eval.png")
@@ -89,7 +92,7 @@ def main() -> None:
         n_train=log["train_photos"], crop=s["crop"], batch=s["batch"], n_held=len(log["held_out"]),
         cw=s["content_weight"], sw=s["style_weight"], calib=log["calibration"], sw_eff=log["style_weight_effective"],
         tv=s["tv_weight"], lr=s["lr"], steps=log["steps"], minutes=log["minutes"], s_per_step=log["s_per_step"],
-        crops_per_s=log["crops_per_s"], content=mean["content"], style=mean["style"], tvl=mean["tv"],
+        crops_per_s=log["crops_per_s"], threads=log.get("threads", "?"), content=mean["content"], style=mean["style"], tvl=mean["tv"],
         n_eval=ev["photos"] if ev else 0, eval_size=s["eval_size"],
         eval_sheet=f"`fast-{name}.eval.jpg`: photo / fast / optimize" if ev else "no held-out photos",
         fs=m.get("fast_style", float("nan")), fss=m.get("fast_ssim", float("nan")),

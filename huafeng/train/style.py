@@ -180,7 +180,8 @@ def _train(s: StyleTrainSettings, d: distributed.Dist, progress: ctl.ProgressFn 
     rng = random.Random(s.seed + step)
     clock, eta = Clock(spent), _Eta(s, step, spent)
     info = {"calibration": calib, "style_weight_effective": style_w, "train_photos": len(photos),
-            "held_out": [str(p) for p in held], "skipped": photos.skipped, "params": sum(p.numel() for p in net.parameters())}
+            "held_out": [str(p) for p in held], "skipped": photos.skipped, "threads": torch.get_num_threads(),
+            "params": sum(p.numel() for p in net.parameters())}
 
     def checkpoint() -> None:
         if not d.main:
