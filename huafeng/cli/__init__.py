@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--crop", type=int, help="crop side in pixels (default: 128)")
     g.add_argument("--threads", type=int, help="CPU threads (default: all)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    for trainer in (st, g):
+        trainer.add_argument("--batch", type=int, help="crops per step, over all processes with --nproc "
+                             "(default: 4 for style, 1 for gan)")
     for trainer in (a, st, g):
         trainer.add_argument("--nproc", type=int, help="train data-parallel in N processes on this machine (torchrun; "
                              "several machines: torchrun ... -m huafeng.train WHAT ...)")

@@ -129,7 +129,7 @@ def _train_style(args: argparse.Namespace) -> int:
 
     painting = resolve_style(args.painting)
     name = args.name or (args.painting if painting.stem == args.painting else painting.stem)
-    opts = {k: getattr(args, k) for k in ("minutes", "steps", "content_weight", "style_weight", "adversarial")
+    opts = {k: getattr(args, k) for k in ("minutes", "steps", "batch", "content_weight", "style_weight", "adversarial")
             if getattr(args, k) is not None}
     settings = StyleTrainSettings(painting=str(painting), content_dir=_data_dir(args.content, "content"),
                                   out=args.out or f"runs/style-{name}", name=name, **opts)
@@ -149,7 +149,7 @@ def _train_style(args: argparse.Namespace) -> int:
 def _train_gan(args: argparse.Namespace) -> int:
     from ..train.gan import GanTrainSettings, train_gan
 
-    opts = {k: getattr(args, k) for k in ("minutes", "steps", "crop") if getattr(args, k) is not None}
+    opts = {k: getattr(args, k) for k in ("minutes", "steps", "batch", "crop") if getattr(args, k) is not None}
     settings = GanTrainSettings(a=tuple(args.a), b=tuple(args.b), out=args.out, **opts)
     with _bar("train gan", args.quiet) as bar:
         r = train_gan(settings, progress=bar.update)
