@@ -52,7 +52,10 @@ def net(tmp_path, monkeypatch):
     path = random_fast_net(tmp_path / f"{NAME}.safetensors", seed=1)
     monkeypatch.setattr(fast, "gallery", lambda: {NAME: path})
     monkeypatch.setenv("HUAFENG_CACHE", str(tmp_path / "cache"))
-    return path
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny network and photo: one thread is faster on a shared machine
+    yield path
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture()

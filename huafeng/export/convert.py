@@ -126,6 +126,7 @@ def trace_checked(model: ExportModel, path: Path, exporter: str = "torchscript")
         refs = [model.reference(x).numpy() for x in probes]
     best = (float("inf"), None)
     for i, graph in enumerate(candidates):
+        graph = graph if isinstance(graph, torch.nn.Module) else graph()
         trial = path.with_name(f"trial{i}.onnx")
         trace(model, graph, trial, exporter)
         sess = session(trial)

@@ -36,7 +36,7 @@ class ExportModel:
     files: tuple[Path, ...]         # the weights it was built from (the cache key hashes these)
     metadata: dict[str, str] = field(default_factory=dict)
     card: str = ""                  # the model card (NAME.md beside the weights), if any
-    fallbacks: tuple[nn.Module, ...] = ()
+    fallbacks: tuple[Callable[[], nn.Module], ...] = ()  # built only when needed (finding one costs)
 
     def sha256(self) -> str:
         """Hash of the weights files and of the graph's configuration (levels, WCT): the cache key."""
@@ -114,7 +114,7 @@ def load_model(ref: str, ns_iters: int = 40) -> ExportModel:
     else:
         net = _load_gan(path)
     # The network as it is (its own padding may trace as a function of the size), else wrapped
-    return ExportModel(kind, name, net, net, ("image",), (path,), meta, _card(path), (size_free(net).eval(),))
+    return ExportModel(kind, name, net, net, ("image",), (path,), meta, _card(path), (lambda: size_free(net).eval(),))
 
 
 def _load_gan(path: Path) -> nn.Module:

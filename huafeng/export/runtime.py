@@ -99,7 +99,8 @@ def _module_runner(net: torch.nn.Module, backend: str, kind: str) -> OnnxNet:
     with _lock:
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
-            model = ExportModel(kind, type(net).__name__, size_free(net).eval(), net, ("image",), ())
+            model = ExportModel(kind, type(net).__name__, net, net, ("image",), (),
+                                fallbacks=(lambda: size_free(net).eval(),))
             export_onnx("", path, ExportSettings(int8=int8), model=model)
     return OnnxNet(path)
 
