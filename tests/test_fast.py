@@ -47,8 +47,8 @@ def test_tiles_match_the_untiled_result(tmp_path):
         net.norm_mode("fixed")
         whole = net(x)
         net.norm_mode("normal")
-    d = (whole - tiled).abs()
-    assert d.mean() < 0.01 and d.max() < 0.1, (d.mean().item(), d.max().item())
+    # each tile runs with its receptive field of real context around it, so they agree to rounding
+    assert (whole - tiled).abs().max() < 1e-4
     assert (whole - x).abs().mean() > 0.02  # the comparison is not between two copies of the photo
 
 
@@ -126,6 +126,32 @@ def test_tiny_training_lowers_the_loss_writes_curves_evaluates_and_resumes(data,
     assert json.loads(meta["net"])["channels"] == list(NetConfig().channels) and meta["steps"] == "24"
     out = FastStylizer().stylize(torch.rand(1, 3, 40, 50), [summary["weights"]])
     assert out.shape == (1, 3, 40, 50) and torch.isfinite(out).all()
+
+
+def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(data, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    photos, painting = data
+    s = _tiny(photos, painting, tmp_path / "run", steps=10_000, checkpoint_every=3, holdout=0)
+    code = ("import torch; torch.set_num_threads(1); from huafeng.train.style import StyleTrainSettings, train_style; "
+            f"train_style(StyleTrainSettings(**{s.__dict__!r}))")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    ckpt, deadline = tmp_path / "run" / "checkpoint.safetensors", time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    time.sleep(0.5)  # somewhere between two checkpoints, perhaps while writing one
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists(), "no checkpoint was written before the kill"
+    done = json.loads((tmp_path / "run" / "log.json").read_text())["log"][-1]["step"]
+    summary = train_style(StyleTrainSettings(**{**s.__dict__, "steps": done + 4}))
+    assert summary["steps"] == done + 4
+    rows = json.loads((tmp_path / "run" / "log.json").read_text())["log"]
+    assert [r["step"] for r in rows] == list(range(1, done + 5))
 
 
 def test_a_checkpoint_of_another_network_is_a_one_line_error(data, tmp_path):
