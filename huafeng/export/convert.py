@@ -42,7 +42,9 @@ class ExportSettings:
     max_abs_fp32: float = 0.01             # fp32: a wrong border can pass the PSNR bar; not this one
     min_psnr_int8: float = 30.0            # int8 against torch, dB; below it the export is refused
     calibration_size: int = 256            # long side of the int8 calibration photos
-    int8_keep_fp32: int = 1                # first and last N convolutions stay in fp32 (24 -> 37 dB earlier)
+    # the first and last N convolutions stay in fp32: on a trained per-style network 32 dB PSNR with
+    # none, 39 with 1 + 1, 45 with 2 + 2, at the same speed (the outer layers are the most sensitive)
+    int8_keep_fp32: int = 2
     ns_iters: int = 40                     # Newton–Schulz iterations of the arbitrary graph's WCT
 
     def __post_init__(self) -> None:
