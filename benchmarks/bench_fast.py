@@ -45,15 +45,17 @@ def timed(fn, repeats: int) -> tuple[float, float]:
     return statistics.median(wall), statistics.median(cpu)
 
 
-def inference(net, repeats: int) -> list[dict]:
+def inference(net, style: str | None, repeats: int) -> list[dict]:
+    """The whole ``FastStylizer.stylize`` call with a weights file (controls included), else the network."""
     from huafeng.methods.fast import FastStylizer
 
     st = FastStylizer()
     rows = []
     for w, h in [(1024, 1024), (512, 512), (640, 360)]:
         x = torch.rand(1, 3, h, w)
+        run = (lambda: st.stylize(x, [style])) if style else (lambda: st._run(net, x))
         with torch.inference_mode():
-            wall, cpu = timed(lambda: st._run(net, x), repeats)
+            wall, cpu = timed(run, repeats)
             cl = net.to(memory_format=torch.channels_last)
             xc = x.contiguous(memory_format=torch.channels_last)
             wall_cl, _ = timed(lambda: cl(xc), repeats)
@@ -106,7 +108,7 @@ def main() -> None:
     params = sum(p.numel() for p in net.parameters())
     print(f"fast network: {params:,} parameters; {args.threads} threads; medians of {args.repeats} warm runs\n")
     print("| size | GFLOP | wall (s) | CPU time / threads (s) | channels-last wall (s) |\n|---|---|---|---|---|")
-    for r in inference(net, args.repeats):
+    for r in inference(net, args.style, args.repeats):
         print(f"| {r['size']} | {r['gflop']:.1f} | {r['wall']:.3f} | {r['cpu']:.3f} | {r['cl']:.3f} |", flush=True)
     t = training(args.train_steps)
     print(f"\n| training (batch {t['batch']} x {t['crop']} px, Lite0 loss) | wall | CPU time / threads |\n|---|---|---|")
