@@ -210,6 +210,10 @@ def test_cli_export_prints_the_parity(net_file, tmp_path, capsys):
     assert main(["export", str(net_file), "-o", str(out), "-q"]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(str(out)) and "PSNR >=" in line and out.is_file()
+    assert main(["bench", "--backends", "torch,onnx", "--model", str(net_file), "--sizes", "32", "-q"]) == 0
+    table = capsys.readouterr().out
+    assert "| onnx | 32 |" in table and "| torch | 32 |" in table
+    assert main(["bench", "--backends", "torch,tflite", "--model", str(net_file), "-q"]) == 2
 
 
 def test_cache_exports_once(net_file, cache):
@@ -277,3 +281,9 @@ def test_video_backend_onnx_through_the_cli(net_file, tmp_path, cache):
     assert len(a) == len(b) == 3
     for fa, fb in zip(a, b):
         assert (read_image(fa)[0] - read_image(fb)[0]).abs().max() <= 1.5 / 255
+
+
+def test_export_never_overwrites_its_own_weights(net_file, capsys):
+    before = net_file.read_bytes()
+    assert main(["export", str(net_file), "-o", str(net_file), "-q"]) == 2
+    assert "own weights" in capsys.readouterr().err and net_file.read_bytes() == before

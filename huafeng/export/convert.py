@@ -22,7 +22,7 @@ import torch
 
 from .. import __version__
 from ..controls import Progress, ProgressFn
-from ..errors import ExportError, SettingsError
+from ..errors import ExportError, OutputError, SettingsError
 from .models import ExportModel, load_model
 
 Tensor = torch.Tensor
@@ -254,8 +254,10 @@ def export_onnx(ref: str, out: str | os.PathLike, settings: ExportSettings = Exp
     s = settings
     model = model or load_model(ref, s.ns_iters)
     out = Path(out)
-    if out.parent and not out.parent.is_dir():
-        raise SettingsError(f"the folder {out.parent} does not exist.")
+    if not out.parent.is_dir():
+        raise OutputError(f"the folder {out.parent} does not exist.")
+    if out.exists() and any(out.resolve() == f.resolve() for f in model.files):
+        raise OutputError(f"{out} is the model's own weights file; choose another output path.")
     steps = 3 if s.int8 else 2
 
     def report_step(stage: str, i: int) -> None:
@@ -288,7 +290,7 @@ def export_onnx(ref: str, out: str | os.PathLike, settings: ExportSettings = Exp
                   "exporter": s.exporter, "opset": OPSET, "parity": rows, "min_psnr": worst, "int8": info,
                   "settings": asdict(s)}
         _write_metadata(final, _metadata(model, report))
-        tmp_out = out.with_name(f".{out.name}.tmp")
+        tmp_out = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         shutil.move(final, tmp_out)  # then an atomic rename: a reader never sees half a file
         os.replace(tmp_out, out)
     report.update(path=str(out), bytes=out.stat().st_size)
