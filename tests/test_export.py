@@ -287,3 +287,22 @@ def test_export_never_overwrites_its_own_weights(net_file, capsys):
     before = net_file.read_bytes()
     assert main(["export", str(net_file), "-o", str(net_file), "-q"]) == 2
     assert "own weights" in capsys.readouterr().err and net_file.read_bytes() == before
+
+
+def test_service_serves_gallery_networks_as_onnx_by_name_only(net_file, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from huafeng.methods import fast
+    from huafeng.service import ServiceConfig, create_app
+
+    monkeypatch.setattr(fast, "gallery", lambda: {"wavy": net_file})
+    client = TestClient(create_app(ServiceConfig(results_dir=str(tmp_path / "results"))))
+    assert client.get("/v1/models").json() == [{"name": "wavy", "kind": "fast", "url": "/v1/models/wavy.onnx"}]
+    r = client.get("/v1/models/wavy.onnx")
+    assert r.status_code == 200
+    props = {p.key: p.value for p in onnx.load_from_string(r.content).metadata_props}
+    assert props["huafeng.kind"] == "fast"
+    for bad in ("nope.onnx", "..%2Fwavy.onnx", "%2Fetc%2Fpasswd.onnx", "wavy.safetensors"):
+        assert client.get("/v1/models/" + bad).status_code == 404, bad
+    page = client.get("/browser")
+    assert page.status_code == 200 and "ort.wasm.min.js" in page.text and "https://" not in page.text
