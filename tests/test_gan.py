@@ -230,7 +230,10 @@ def test_cli_trains_then_stylizes_with_the_model(data, tmp_path, capsys):
     assert "domain B" in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("name", sorted(gallery()) or [pytest.param(None, marks=pytest.mark.skip("no GAN model is shipped"))])
+SHIPPED = sorted(gallery()) or [pytest.param(None, marks=pytest.mark.skip("no GAN model is shipped"))]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_loads_and_gives_finite_output(name):
     from huafeng.image import load_image
     from huafeng.styles import sample_photo

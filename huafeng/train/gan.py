@@ -252,8 +252,8 @@ def _train(s: GanTrainSettings, group: distributed.Dist, progress: ctl.ProgressF
         last = log[-1] if log else {}
         meta = dict(steps=step, minutes=round(clock.spent / 60, 1), crop=s.crop, train_side=s.a_side,
                     losses={k: last.get(k) for k in CURVES}, domain_b=info["b"])
-        save_file(nets.G_AB.state_dict(), out / "a2b.safetensors", generator_metadata(nets.cfg, direction="A→B", **meta))
-        save_file(nets.G_BA.state_dict(), out / "b2a.safetensors", generator_metadata(nets.cfg, direction="B→A", **meta))
+        for g, name, direction in ((nets.G_AB, "a2b", "A→B"), (nets.G_BA, "b2a", "B→A")):
+            save_file(g.state_dict(), out / f"{name}.safetensors", generator_metadata(nets.cfg, direction=direction, **meta))
 
     def checkpoint() -> None:
         if not group.main:
