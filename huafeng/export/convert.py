@@ -65,7 +65,7 @@ def _require_onnx():
             from None
 
 
-def check_inputs(model: ExportModel, sizes, seed_style: str = CHECK_STYLE) -> list[tuple[str, dict[str, Tensor]]]:
+def check_inputs(model: ExportModel, sizes, style: str = CHECK_STYLE) -> list[tuple[str, dict[str, Tensor]]]:
     """Real photos (the bundled ones) at each long side in ``sizes``; the arbitrary graph also gets
     a bundled painting (at the same size, for speed) as its style input."""
     from ..image import load_image
@@ -76,7 +76,7 @@ def check_inputs(model: ExportModel, sizes, seed_style: str = CHECK_STYLE) -> li
         for photo in CHECK_PHOTOS:
             feeds = {"image": load_image(sample_photo(photo), size=size)}
             if "style" in model.inputs:
-                feeds["style"] = load_image(resolve_style(seed_style), size=size)
+                feeds["style"] = load_image(resolve_style(style), size=size)
             out.append((f"{photo}@{size}", feeds))
     return out
 
