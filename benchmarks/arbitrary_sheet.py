@@ -1,6 +1,6 @@
 """Contact sheet of the arbitrary-style method: 6 photos x 6 paintings, half of them held out of training.
 
-    python benchmarks/arbitrary_sheet.py -o docs/arbitrary_sheet.png [--weights FILE]
+    python benchmarks/arbitrary_sheet.py -o docs/arbitrary_sheet.jpg [--weights FILE]
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ UNSEEN = [s for s in HELD_OUT_STYLES if s in ("picabia_udnie.jpg", "munch_the_sc
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("-o", "--output", default="docs/arbitrary_sheet.png")
+    ap.add_argument("-o", "--output", default="docs/arbitrary_sheet.jpg")
     ap.add_argument("--weights", default="arbitrary")
     ap.add_argument("--size", type=int, default=512)
     args = ap.parse_args()
@@ -35,7 +35,7 @@ def main() -> None:
         grid.append([c] + [st.stylize(c, [s]) for s in styles])
     labels = [n.split(".")[0] + (" (held out)" if n in UNSEEN else "") for n in names]
     contact_sheet(grid, row_labels=["paintings"] + [Path(p).stem for p in PHOTOS], col_labels=["photo"] + labels,
-                  cell=240, title=f"huafeng arbitrary (multi-level WCT), {args.size} px").save(args.output)
+                  cell=240, title=f"huafeng arbitrary (multi-level WCT), {args.size} px").save(args.output, quality=88)
     print(args.output)
 
 
