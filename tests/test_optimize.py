@@ -90,10 +90,10 @@ def test_preserve_color_keeps_the_photo_chroma(pics):
 
 def test_public_api_accepts_paths_pil_and_tensors(pics, tmp_path):
     content, style = pics
-    pil = huafeng.stylize(content, "starry-night", size=32, steps=2)
+    pil = huafeng.stylize(content, "starry-night", method="optimize", size=32, steps=2)
     assert max(pil.size) == 32 and pil.mode == "RGB"
     pil2 = huafeng.stylize(str(sample_photo("cat")), [(huafeng.load_image(BUNDLED["udnie"].path), 1.0)],
-                           size=32, steps=2, preserve_color=True, strength=0.5)
+                           method="optimize", size=32, steps=2, preserve_color=True, strength=0.5)
     assert max(pil2.size) == 32
     with pytest.raises(SettingsError, match="no setting"):
         huafeng.stylize(content, "udnie", size=32, colour=3)
