@@ -22,6 +22,6 @@ for f in "${FILES[@]}"; do
   cp "$TMP/package/dist/$f" "$DEST/$f.tmp" && mv "$DEST/$f.tmp" "$DEST/$f"
 done
 LICENSE_ID=$(node -p "require('$TMP/package/package.json').license" 2>/dev/null || echo MIT)
-echo "onnxruntime-web $VERSION (https://www.npmjs.com/package/onnxruntime-web), (c) Microsoft Corporation, licence: $LICENSE_ID" > "$DEST/NOTICE"
+echo "onnxruntime-web $VERSION (npm package onnxruntime-web), (c) Microsoft Corporation, licence: $LICENSE_ID" > "$DEST/NOTICE"
 echo "$VERSION" > "$DEST/VERSION"
 echo "vendored onnxruntime-web $VERSION into $DEST ($(du -sh "$DEST" | cut -f1))"
