@@ -8,7 +8,6 @@ consistency, and the change from the previous frame (x4) for both (flicker shows
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path

@@ -58,6 +58,20 @@ class Controls:
             raise SettingsError(f"preserve_color must be one of {', '.join(COLOR_MODES)}, got {self.preserve_color!r}.")
 
 
+BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
+def check_output_settings(size: int | None, tile: int | None = None, overlap: int | None = None,
+                          backend: str | None = None) -> None:
+    """The checks every method's settings share: result size, tiling and runtime (one-line errors)."""
+    if size is not None and not 16 <= size <= 16384:
+        raise SettingsError(f"size must be between 16 and 16384 pixels, got {size}.")
+    if tile is not None and (tile < 64 or not 0 <= (overlap or 0) < tile // 2):
+        raise SettingsError("tile must be at least 64 px and overlap under half a tile.")
+    if backend is not None and backend not in BACKENDS:
+        raise SettingsError(f"backend must be {', '.join(BACKENDS)}, got {backend!r}.")
+
+
 def normalize_weights(weights: Sequence[float]) -> list[float]:
     """Blend weights, made to sum to one. Raises on negative or all-zero weights."""
     if not weights:

@@ -1,6 +1,5 @@
 """``huafeng batch --ray``: the same tree on a local Ray gives the same files, byte for byte, as a local run."""
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -148,21 +148,16 @@ class ArbitrarySettings:
                                 # decoders in one graph (one painting, full strength, default levels)
 
     def __post_init__(self) -> None:
-        if self.size is not None and not 16 <= self.size <= 16384:
-            raise SettingsError(f"size must be between 16 and 16384 pixels, got {self.size}.")
+        ctl.check_output_settings(self.size, self.tile, self.overlap, self.backend)
         bad = [lv for lv in self.levels if lv not in LEVELS]
         if bad or not self.levels:
             raise SettingsError(f"levels must be some of {', '.join(LEVELS)}, got {', '.join(self.levels)}.")
         if self.style_scale <= 0:
             raise SettingsError("style_scale must be positive.")
-        if self.tile < 64 or not 0 <= self.overlap < self.tile // 2:
-            raise SettingsError("tile must be at least 64 px and overlap under half a tile.")
         if self.work_size != 0 and self.work_size < 64:
             raise SettingsError(f"work_size must be 0 (full size) or at least 64 px, got {self.work_size}.")
         if self.detail < 0 or self.margin < 0:
             raise SettingsError("detail and margin must not be negative.")
-        if self.backend not in ("torch", "onnx", "onnx-int8"):
-            raise SettingsError(f"backend must be torch, onnx or onnx-int8, got {self.backend!r}.")
 
 
 def restore_detail(small: Tensor, content: Tensor, detail: float = 1.0) -> Tensor:

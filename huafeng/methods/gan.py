@@ -190,12 +190,7 @@ class GanSettings:
     backend: str = "torch"    # torch, onnx or onnx-int8 (onnxruntime, whole picture: huafeng.export)
 
     def __post_init__(self) -> None:
-        if self.size is not None and not 16 <= self.size <= 16384:
-            raise SettingsError(f"size must be between 16 and 16384 pixels, got {self.size}.")
-        if self.tile < 64 or not 0 <= self.overlap < self.tile // 2:
-            raise SettingsError("tile must be at least 64 px and overlap under half a tile.")
-        if self.backend not in ("torch", "onnx", "onnx-int8"):
-            raise SettingsError(f"backend must be torch, onnx or onnx-int8, got {self.backend!r}.")
+        ctl.check_output_settings(self.size, self.tile, self.overlap, self.backend)
 
 
 class GanStylizer:

@@ -65,8 +65,7 @@ class OptimizeSettings:
             raise SettingsError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}.")
         if self.init not in INITS:
             raise SettingsError(f"unknown init {self.init!r}; choose one of: {', '.join(INITS)}.")
-        if not 16 <= self.size <= 16384:
-            raise SettingsError(f"size must be between 16 and 16384 pixels, got {self.size}.")
+        ctl.check_output_settings(self.size)
         if self.steps is not None and self.steps < 1:
             raise SettingsError(f"steps must be at least 1, got {self.steps}.")
         if min(self.style_weight, self.content_weight, self.tv_weight) < 0 or self.style_scale <= 0:
