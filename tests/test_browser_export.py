@@ -47,10 +47,11 @@ def _serve(app):
 @pytest.fixture()
 def net(tmp_path, monkeypatch):
     """A seeded random network, installed in the gallery under NAME for the duration of the test."""
-    from huafeng.methods import fast
+    from huafeng.methods import fast, gan
 
     path = random_fast_net(tmp_path / f"{NAME}.safetensors", seed=1)
     monkeypatch.setattr(fast, "gallery", lambda: {NAME: path})
+    monkeypatch.setattr(gan, "gallery", lambda: {})  # only this network is listed, whatever ships
     monkeypatch.setenv("HUAFENG_CACHE", str(tmp_path / "cache"))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny network and photo: one thread is faster on a shared machine

@@ -292,10 +292,11 @@ def test_export_never_overwrites_its_own_weights(net_file, capsys):
 def test_service_serves_gallery_networks_as_onnx_by_name_only(net_file, tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from huafeng.methods import fast
+    from huafeng.methods import fast, gan
     from huafeng.service import ServiceConfig, create_app
 
     monkeypatch.setattr(fast, "gallery", lambda: {"wavy": net_file})
+    monkeypatch.setattr(gan, "gallery", lambda: {})  # the shipped GAN models would be listed too
     client = TestClient(create_app(ServiceConfig(results_dir=str(tmp_path / "results"))))
     assert client.get("/v1/models").json() == [{"name": "wavy", "kind": "fast", "url": "/v1/models/wavy.onnx"}]
     r = client.get("/v1/models/wavy.onnx")

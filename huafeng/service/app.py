@@ -337,7 +337,9 @@ def _web_models() -> dict[str, str]:
         from ..methods import gan
     except ImportError:
         return found
-    return {**{n: "gan" for n in gan.gallery()}, **found}
+    for n in gan.gallery():
+        found.setdefault(n, "gan")
+    return found
 
 
 def _with_alpha(rgb, alpha):
