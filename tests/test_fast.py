@@ -76,7 +76,7 @@ def data(tmp_path):
 
 def _tiny(photos, art, out, **kw):
     return StyleTrainSettings(**{"painting": str(art), "content_dir": str(photos), "out": str(out), "steps": 24,
-                                 "batch": 2, "crop": 32, "lr": 5e-3, "checkpoint_every": 8, "minutes": 5,
+                                 "batch": 2, "crop": 64, "lr": 5e-3, "checkpoint_every": 8, "minutes": 5,
                                  "holdout": 1, "eval_size": 40, "eval_steps": 3, **kw})
 
 
