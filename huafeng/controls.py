@@ -170,6 +170,18 @@ def apply_after(content: Tensor, stylized: Tensor, controls: Controls, n_styles:
     return blend_strength(content, out, controls.strength)
 
 
+def blend_results(content: Tensor, outs: list[Tensor], weights: Sequence[float], controls: Controls) -> Tensor:
+    """Combine one result per style (methods that run a network per style): with a mask and two
+    styles, white gets the first and black the second; otherwise a weighted sum. Then the controls
+    that act on the finished picture (:func:`apply_after`)."""
+    masks = region_masks(controls.mask, len(outs), tuple(content.shape[-2:]))
+    if masks is not None and len(outs) == 2:
+        out = masks[0] * outs[0] + masks[1] * outs[1]
+    else:
+        out = sum(w * o for w, o in zip(weights, outs))
+    return apply_after(content, out, controls, len(outs))
+
+
 # ---------------------------------------------------------------------------------------- tiling
 def tile_boxes(h: int, w: int, tile: int, overlap: int, align: int = 8) -> list[tuple[slice, slice, slice, slice]]:
     """Overlapping tiles covering an (h, w) picture: ``(ys, xs, core_ys, core_xs)`` per tile.

@@ -214,12 +214,7 @@ class FastStylizer:
             outs.append(self._run(net, content))
             if progress:
                 progress(ctl.Progress(f"network {i + 1}/{len(nets)}", i + 1, len(nets)))
-        masks = ctl.region_masks(controls.mask, len(outs), tuple(content.shape[-2:]))
-        if masks is not None and len(outs) == 2:
-            out = masks[0] * outs[0] + masks[1] * outs[1]
-        else:
-            out = sum(w * o for w, o in zip(weights, outs))
-        return ctl.apply_after(content, out, controls, len(outs))
+        return ctl.blend_results(content, outs, weights, controls)
 
     def _run(self, net: TransformerNet, x: Tensor) -> Tensor:
         s = self.settings
