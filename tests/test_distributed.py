@@ -44,8 +44,13 @@ def torchrun(tmp_path, s, trainer: str = "arbitrary") -> None:
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                        str(script), trainer, json.dumps(asdict(s))], env=env, capture_output=True, text=True, timeout=600)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(script), trainer, json.dumps(asdict(s))]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    if r.returncode != 0 and "terminate called without an active exception" in r.stderr:
+        # A C++ abort seen once in CI at a gloo process's exit (rank 1, no Python error). The run is
+        # resumable, so the same command is run once more; a second failure fails the test.
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
 
 

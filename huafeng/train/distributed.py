@@ -128,6 +128,8 @@ def session() -> Iterator[Dist]:
     d = from_env()
     try:
         yield d
+        if joined and dist.is_initialized():
+            dist.barrier()  # every rank done with its collectives before any tears the group down
     finally:
         if joined and dist.is_initialized():
             dist.destroy_process_group()
