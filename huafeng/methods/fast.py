@@ -82,6 +82,15 @@ class InstanceNorm(nn.Module):
         return x * scale + (self.bias.view(1, -1, 1, 1) - mu * scale)
 
 
+def set_norm_mode(module: nn.Module, mode: str) -> None:
+    """Every :class:`InstanceNorm` in ``module`` to ``normal``, ``record`` or ``fixed`` (tiling)."""
+    for m in module.modules():
+        if isinstance(m, InstanceNorm):
+            m.mode = mode
+            if mode == "normal":
+                m.stats = None
+
+
 def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
     # Zero padding: reflection padding cost 15-40% more time here and the identity start already
     # keeps borders clean (the output is the photo plus a change).
@@ -121,11 +130,7 @@ class TransformerNet(nn.Module):
         self.margin = 16  # mirrored border, cropped after (6% more work at 1024 px)
 
     def norm_mode(self, mode: str) -> None:
-        for m in self.modules():
-            if isinstance(m, InstanceNorm):
-                m.mode = mode
-                if mode == "normal":
-                    m.stats = None
+        set_norm_mode(self, mode)
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]

@@ -36,7 +36,7 @@ from .. import controls as ctl
 from ..errors import SettingsError, WeightsError
 from ..image import resize_long_side
 from ..weights import WEIGHTS_DIR, load_file
-from .fast import InstanceNorm
+from .fast import InstanceNorm, set_norm_mode
 
 Tensor = torch.Tensor
 ARCH = "huafeng-cyclegan-resnet"
@@ -88,11 +88,7 @@ class Generator(nn.Module):
 
     def norm_mode(self, mode: str) -> None:
         """``normal``; ``record`` (store each norm's statistics); ``fixed`` (reuse them, for tiles)."""
-        for m in self.modules():
-            if isinstance(m, InstanceNorm):
-                m.mode = mode
-                if mode == "normal":
-                    m.stats = None
+        set_norm_mode(self, mode)
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
