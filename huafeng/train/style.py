@@ -27,9 +27,10 @@ see :mod:`huafeng.train.distributed`); rank 0 writes the files and runs the eval
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -73,6 +74,7 @@ class StyleTrainSettings:
     checkpoint_every: int = 50
     seed: int = 0
     adversarial: float = 0.0        # weight of a PatchGAN (LSGAN) term on crops of the painting; 0: off
+    evaluate: bool = True           # score the held-out photos against the optimisation method at the end
 
     def __post_init__(self) -> None:
         if self.minutes is None or not self.minutes > 0:
@@ -146,6 +148,8 @@ def train_style(s: StyleTrainSettings, progress: ctl.ProgressFn | None = None) -
 
 def _train(s: StyleTrainSettings, d: distributed.Dist, progress: ctl.ProgressFn | None) -> dict:
     name = s.name or Path(s.painting).stem
+    if d.world == 1 and torch.cuda.is_available() and os.environ.get("HUAFENG_DEVICE", "") != "cpu":
+        d = replace(d, device=torch.device("cuda"))  # one process: train on the GPU where there is one
     painting = load_image(s.painting)  # an unreadable painting fails here, in one line, before any work
     train_files, held = split_photos(list_images(s.content_dir), s.holdout)
     photos = ImageBank(train_files, 512)
@@ -237,11 +241,11 @@ def _train(s: StyleTrainSettings, d: distributed.Dist, progress: ctl.ProgressFn 
         summary["crops_per_s"] = round(s.batch / summary["s_per_step"], 2)
     if not d.main:
         return summary
-    if held:
+    if held and s.evaluate:
         from .style_eval import evaluate_style
 
         t0 = time.perf_counter()
-        summary["eval"] = evaluate_style(net, painting, held, out, s, progress=progress)
+        summary["eval"] = evaluate_style(net.cpu(), painting, held, out, s, progress=progress)
         summary["eval_minutes"] = round((time.perf_counter() - t0) / 60, 2)
     write_json(out / "log.json", {"settings": asdict(s), "name": name, **info,
                                   **{k: v for k, v in summary.items() if k not in ("last", "name")}, "log": log})
