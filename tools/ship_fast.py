@@ -70,7 +70,7 @@ def main() -> None:
     dest = args.dest / f"fast-{name}"
     evmeta = {"eval_style_ratio": ev["style_ratio"], "eval_ssim_ratio": ev["ssim_ratio"],
               "eval_passes": ev["passes"]} if ev else {}
-    weights.save_file({k: v.half() for k, v in tensors.items()}, f"{dest}.safetensors",
+    weights.save_file({k: v if k.startswith("palette.") else v.half() for k, v in tensors.items()}, f"{dest}.safetensors",
                       {**meta, "license": "MIT", "note": args.note, **evmeta})
     shutil.copyfile(run / "curves.png", f"{dest}.curves.png")
     from huafeng.methods.fast import FastStylizer, load_net

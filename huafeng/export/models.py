@@ -6,6 +6,8 @@ arbitrary-style decoders, or of a GAN generator; the file's ``arch`` metadata sa
 """
 from __future__ import annotations
 
+import copy
+
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -110,7 +112,12 @@ def load_model(ref: str, ns_iters: int = 40) -> ExportModel:
     if kind == "fast":
         from ..methods.fast import load_net
 
-        net = load_net(str(path))
+        net = graph = load_net(str(path))
+        if net.palette is not None:  # the exported copy takes its colour transform's roots by matmuls
+            graph = copy.deepcopy(net)
+            graph.palette.sqrt = "newton-schulz"
+        return ExportModel(kind, name, graph, net, ("image",), (path,), meta, _card(path),
+                           (lambda: size_free(graph).eval(),))
     else:
         net = _load_gan(path)
     # The network as it is (its own padding may trace as a function of the size), else wrapped

@@ -15,6 +15,8 @@ artifact:
   learns the stylisation (the content is kept from step 0; a sigmoid keeps pixels in range).
 - A mirrored margin around the picture, cropped after (16 px in training, 32 at inference): zero
   padding had drawn a light frame, and a 16-px margin left a dark band along the right border.
+- Palette transfer: the output is mapped onto the painting's colour mean and covariance, stored in the
+  network (:class:`Palette`; applied in inference, not trained through).
 - Instance normalisation (Ulyanov et al. 2016) whose statistics can be recorded on the whole
   picture and reused per tile; each tile also runs with its receptive field of real context around
   it, so a tiled high-resolution result equals the untiled one to rounding.
@@ -55,7 +57,7 @@ class NetConfig:
 
     channels: tuple[int, int] = (16, 48)
     res_blocks: int = 3
-    smooth: bool = False  # low-pass the predicted change (a 3x3 binomial): no 2-px checkerboard is possible
+    palette: bool = False  # map the output onto the painting's colour statistics (stored in the network)
 
     def __post_init__(self) -> None:
         if len(self.channels) != 2 or min(self.channels) < 1 or self.res_blocks < 0:
@@ -91,7 +93,7 @@ class InstanceNorm(nn.Module):
 def set_norm_mode(module: nn.Module, mode: str) -> None:
     """Every :class:`InstanceNorm` in ``module`` to ``normal``, ``record`` or ``fixed`` (tiling)."""
     for m in module.modules():
-        if isinstance(m, InstanceNorm):
+        if isinstance(m, (InstanceNorm, Palette)):
             m.mode = mode
             if mode == "normal":
                 m.stats = None
@@ -136,7 +138,7 @@ class TransformerNet(nn.Module):
         # mirrored border, cropped after: 16 px in training (cheap on small crops); load_net sets
         # INFER_MARGIN, so that the pixels kept never see the convs' zero padding at the edges
         self.margin = 16
-        self.smooth = cfg.smooth
+        self.palette = Palette() if cfg.palette else None
 
     def norm_mode(self, mode: str) -> None:
         set_norm_mode(self, mode)
@@ -154,20 +156,66 @@ class TransformerNet(nn.Module):
         r = self.reduce(self.res(self.down(f)))                         # (B,a,H4/4,W4/4)
         u = self.up(F.interpolate(r, scale_factor=2.0, mode="bilinear", align_corners=False) + f)
         delta = F.pixel_shuffle(self.head(u), 2)                        # (B,3,H4,W4): change of logit
-        o = m
-        if self.smooth:  # [1 2 1]^2 / 16: zero gain at the 2-px (Nyquist) frequency the style layers can't see
-            delta, o = _binomial(delta if m else F.pad(delta, (1, 1, 1, 1), mode="replicate")), max(m - 1, 0)
         p = xm[..., m:m + h, m:m + w].clamp(1e-3, 1 - 1e-3)
-        return torch.sigmoid(torch.log(p) - torch.log1p(-p) + delta[..., o:o + h, o:o + w])
+        y = torch.sigmoid(torch.log(p) - torch.log1p(-p) + delta[..., m:m + h, m:m + w])
+        return y if self.palette is None or self.training else self.palette(y)
 
 
-def _binomial(x: Tensor) -> Tensor:
-    """3x3 binomial filter ([1 2 1] x [1 2 1] / 16) without padding: (H, W) -> (H-2, W-2). Sums of shifted
-    slices: ~5 ms at 1024 px, where a grouped conv2d took ~80."""
-    x = x[..., :-1, :] + x[..., 1:, :]
-    x = x[..., :-1, :] + x[..., 1:, :]
-    x = x[..., :-1] + x[..., 1:]
-    return (x[..., :-1] + x[..., 1:]) / 16
+class Palette(nn.Module):
+    r"""Maps a picture onto a painting's colour statistics: a whitening-colouring transform of the RGB
+    pixels (Li et al. 2017 on colours; the linear colour transfer of Reinhard et al. 2001 with covariance),
+
+    .. math:: y' = \Sigma_s^{1/2}\,\Sigma_y^{-1/2}\,(y - \mu_y) + \mu_s
+
+    :math:`\mu, \Sigma` the RGB mean and 3x3 covariance (stored for the painting, measured on the picture).
+    Like :class:`InstanceNorm` its picture statistics can be recorded once on the whole picture and
+    reused on every tile. ``sqrt`` is ``"eigh"`` or ``"newton-schulz"`` (matmuls only, for ONNX).
+    """
+
+    EPS = 1e-4  # floor of the covariances' eigenvalues (a grey picture has near-zero chroma variance)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mu", torch.full((3, 1), 0.5))
+        self.register_buffer("cov", torch.eye(3) * 0.05)
+        self.mode, self.stats, self.sqrt = "normal", None, "eigh"
+
+    @torch.no_grad()
+    def set_target(self, painting: Tensor) -> None:
+        mu, cov = _colour_stats(painting.to(self.mu.device))
+        self.mu.copy_(mu)
+        self.cov.copy_(cov)
+
+    def forward(self, y: Tensor) -> Tensor:
+        outs = []
+        for img in y.unbind(0):
+            if self.mode == "fixed" and self.stats is not None:
+                mu, cov = self.stats
+            else:
+                mu, cov = _colour_stats(img[None])
+                if self.mode == "record":
+                    self.stats = (mu, cov)
+            t = self._pow(self.cov, 0.5) @ self._pow(cov, -0.5)
+            x = img.reshape(3, -1)
+            outs.append((t @ (x - mu) + self.mu).reshape(img.shape).clamp(0, 1))
+        return torch.stack(outs)
+
+    def _pow(self, c: Tensor, p: float) -> Tensor:
+        c = c.double() + self.EPS * torch.eye(3, dtype=torch.float64, device=c.device)
+        if self.sqrt == "newton-schulz":
+            from ..export.graphs import newton_schulz_sqrt
+
+            return newton_schulz_sqrt(c, 40)[0 if p > 0 else 1].float()
+        e, v = torch.linalg.eigh(c)
+        return (v @ torch.diag(e.clamp_min(self.EPS).pow(p)) @ v.T).float()
+
+
+def _colour_stats(img: Tensor) -> tuple[Tensor, Tensor]:
+    """RGB mean (3,1) and covariance (3,3) over the pixels of one picture (1,3,H,W)."""
+    x = img[0].reshape(3, -1).float()
+    mu = x.mean(1, keepdim=True)
+    d = x - mu
+    return mu, d @ d.T / d.shape[1]  # over N, not N - 1: no special case to freeze in an ONNX trace
 
 
 def gallery() -> dict[str, Path]:
