@@ -31,14 +31,17 @@ CARD = """# fast-{name}: per-style network for {painting_title}
 - **Licence:** MIT (huafeng's own weights). The loss network is EfficientNet-Lite0 (Apache-2.0).
 - **Network:** space-to-depth input, {blocks} residual blocks at 1/4 resolution ({c1} channels; {c0} at 1/2),
   bilinear upsample + conv with a skip, sub-pixel head predicting a change of logit (an untrained network
-  returns the photo), instance norm; {params:,} parameters, stored as float16.
+  returns the photo), instance norm; {params:,} parameters, stored as float16. Then a palette transfer onto
+  the painting's colour mean and covariance (stored in float32 with the network; applied in inference,
+  not trained through).
 - **Data:** {n_train} photos from the shared content folder (Kodak 24, COCO 2017 subsets with per-image Flickr
   licences as customary, scikit-image/learn and MATE samples), random {crop} px crops (scale 0.5-1, flips),
   batches of {batch}; {n_held} photos held out for the evaluation.
 - **Training:** `huafeng train style` with a Lite0 perceptual loss: content weight {cw}, style weight {sw}
   calibrated per painting (photos' own style loss {calib:.3f}, so {sw_eff:.0f} effective), TV {tv};
   Adam {lr} with cosine decay over the last 30%. **{steps} steps in {minutes} minutes** of CPU
-  ({s_per_step} s/step, {crops_per_s} crops/s, {threads} thread(s) on a shared 2-core machine), no GPU.
+  ({s_per_step} s/step, {crops_per_s} crops/s, {threads} thread(s) on a shared 2-core machine, next to a
+  second training job), no GPU.
 - **Final losses** (mean of the last 50 steps): content {content:.4g}, style {style:.4g}, TV {tvl:.4g}.
   Curves: `fast-{name}.curves.png`.
 - **Evaluation** on {n_eval} held-out photos at {eval_size} px, against the optimization method (Gatys, Lite0,
