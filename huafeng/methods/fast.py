@@ -148,8 +148,14 @@ class TransformerNet(nn.Module):
         # a mirrored margin, cropped after, keeps the convs' zero padding out of the picture (a light
         # frame along the borders in a trial); then a multiple of 4 and at least 8 px (instance norm
         # needs more than one position at 1/4 resolution)
-        m = min(self.margin, h - 1, w - 1)
-        xm = F.pad(x, (m, m, m, m), mode="reflect")
+        # (in mirrors of at most 16 px each: an ONNX trace freezes each pad's width, and one reflect pad
+        # must be narrower than the picture)
+        xm, m = x, 0
+        while m < self.margin:
+            k = min(16, self.margin - m, xm.shape[-2] - 1, xm.shape[-1] - 1)
+            if k < 1:
+                break
+            xm, m = F.pad(xm, (k, k, k, k), mode="reflect"), m + k
         hm, wm = h + 2 * m, w + 2 * m
         x4 = F.pad(xm, (0, max(8 - wm, (-wm) % 4), 0, max(8 - hm, (-hm) % 4)), mode="replicate")  # (B,3,H4,W4)
         f = self.stem(F.pixel_unshuffle(x4, 2))                         # (B,a,H4/2,W4/2)
@@ -196,8 +202,7 @@ class Palette(nn.Module):
                 if self.mode == "record":
                     self.stats = (mu, cov)
             t = self._pow(self.cov, 0.5) @ self._pow(cov, -0.5)
-            x = img.reshape(3, -1)
-            outs.append((t @ (x - mu) + self.mu).reshape(img.shape).clamp(0, 1))
+            outs.append(torch.addmm(self.mu - t @ mu, t, img.reshape(3, -1)).reshape(img.shape).clamp(0, 1))
         return torch.stack(outs)
 
     def _pow(self, c: Tensor, p: float) -> Tensor:
