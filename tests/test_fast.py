@@ -259,3 +259,30 @@ def test_fast_is_the_default_when_every_style_has_a_network(monkeypatch, tmp_pat
     assert auto_method(["starry-night:0.5"]) == "fast"
     assert auto_method(["starry-night", "udnie"]) == DEFAULT_METHOD
     assert auto_method(["painting.jpg"]) == DEFAULT_METHOD
+
+
+def test_a_strength_conditioned_network_renders_the_strength_itself(data, tmp_path):
+    photos, art = data
+    summary = train_style(_tiny(photos, art, tmp_path / "run", conditioned=True, holdout=0, steps=40))
+    net = load_net(summary["weights"])
+    assert net.conditioned and any(k.endswith("weight_s") for k in net.state_dict())
+    x = resize_long_side(load_image(next(photos.iterdir())), 48)
+    with torch.no_grad():
+        outs = {}
+        for s in (0.0, 1.0):
+            net.set_strength(s)
+            outs[s] = net(x)
+        net.set_strength(1.0)
+    # strength 0 trained towards the photo (content term only), strength 1 towards the painting
+    assert (outs[0.0] - x).abs().mean() < (outs[1.0] - x).abs().mean()
+    # the fast method renders --strength inside a conditioned network, not as a blend with the photo
+    from huafeng.controls import Controls, blend_strength
+
+    half = FastStylizer().stylize(x, [summary["weights"]], controls=Controls(strength=0.5))
+    with torch.no_grad():
+        net.set_strength(0.5)
+        inside = net(x)
+        net.set_strength(1.0)
+    assert (half - inside).abs().max() < 1e-5
+    assert (half - blend_strength(x, outs[1.0], 0.5)).abs().max() > 1e-4
+    assert (FastStylizer().stylize(x, [summary["weights"]]) - outs[1.0]).abs().max() < 1e-5  # reset to 1

@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--steps", type=int, help="stop at this step (default: 500, ~2 min on 2 cores; more steps "
                     "stylize harder and lose more of the photo)")
     st.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation against the optimize method")
+    st.add_argument("--strength-conditioned", action="store_true", dest="conditioned",
+                    help="train a network that renders --strength itself (conditional instance norm) "
+                         "instead of blending with the photo")
     st.add_argument("--adversarial", type=float, nargs="?", const=5.0, metavar="WEIGHT",
                     help="add a PatchGAN (LSGAN) term on crops of the painting, weight 5 if none is given "
                          "(experimental; off by default)")

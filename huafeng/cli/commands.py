@@ -132,7 +132,8 @@ def _train_style(args: argparse.Namespace) -> int:
     opts = {k: getattr(args, k) for k in ("minutes", "steps", "batch", "content_weight", "style_weight", "tv_weight",
                                           "adversarial") if getattr(args, k) is not None}
     settings = StyleTrainSettings(painting=str(painting), content_dir=_data_dir(args.content, "content"),
-                                  out=args.out or f"runs/style-{name}", name=name, evaluate=not args.no_eval, **opts)
+                                  out=args.out or f"runs/style-{name}", name=name, evaluate=not args.no_eval,
+                                  conditioned=args.conditioned, **opts)
     with _bar(f"train {name}", args.quiet) as bar:
         summary = train_style(settings, progress=bar.update)
     print(f"{summary['weights']}: {summary['steps']} steps, {summary['minutes']} min "

@@ -27,7 +27,7 @@ The forward pass has no data-dependent Python branches or in-place tricks, so it
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -58,6 +58,7 @@ class NetConfig:
     channels: tuple[int, int] = (16, 48)
     res_blocks: int = 3
     palette: bool = False  # map the output onto the painting's colour statistics (stored in the network)
+    conditioned: bool = False  # strength-conditioned: every instance norm's affine is a function of strength
 
     def __post_init__(self) -> None:
         if len(self.channels) != 2 or min(self.channels) < 1 or self.res_blocks < 0:
@@ -72,22 +73,33 @@ class InstanceNorm(nn.Module):
     (mode "record") and then applied to every tile (mode "fixed"), so tiles agree with each other.
     """
 
-    def __init__(self, c: int, eps: float = 1e-5) -> None:
+    def __init__(self, c: int, eps: float = 1e-5, conditioned: bool = False) -> None:
         super().__init__()
         self.weight, self.bias, self.eps = nn.Parameter(torch.ones(c)), nn.Parameter(torch.zeros(c)), eps
         self.mode, self.stats = "normal", None  # "record" stores stats; "fixed" uses them
+        # conditioned (Dumoulin et al. 2017's conditional instance norm, with strength s as the condition):
+        # weight + s * weight_s and bias + s * bias_s
+        self.conditioned, self.strength = conditioned, 1.0
+        if conditioned:
+            self.weight_s, self.bias_s = nn.Parameter(torch.zeros(c)), nn.Parameter(torch.zeros(c))
+
+    def _affine(self) -> tuple[Tensor, Tensor]:
+        if not self.conditioned:
+            return self.weight, self.bias
+        return self.weight + self.strength * self.weight_s, self.bias + self.strength * self.bias_s
 
     def forward(self, x: Tensor) -> Tensor:
+        weight, bias = self._affine()
         if self.mode == "normal":  # the fused kernel: ~3x faster than var_mean + affine here
-            return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+            return F.instance_norm(x, weight=weight, bias=bias, eps=self.eps)
         if self.mode == "record" or self.stats is None:
             var, mu = torch.var_mean(x, (2, 3), keepdim=True, unbiased=False)
             if self.mode == "record":
                 self.stats = (mu, var)
         else:
             mu, var = self.stats
-        scale = self.weight.view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)
-        return x * scale + (self.bias.view(1, -1, 1, 1) - mu * scale)
+        scale = weight.view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)
+        return x * scale + (bias.view(1, -1, 1, 1) - mu * scale)
 
 
 def set_norm_mode(module: nn.Module, mode: str) -> None:
@@ -105,14 +117,15 @@ def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, k, stride, k // 2)
 
 
-def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(_conv(cin, cout, 3, stride), InstanceNorm(cout), nn.ReLU())
+def _block(cin: int, cout: int, stride: int = 1, cond: bool = False) -> nn.Sequential:
+    return nn.Sequential(_conv(cin, cout, 3, stride), InstanceNorm(cout, conditioned=cond), nn.ReLU())
 
 
 class _Res(nn.Module):
-    def __init__(self, c: int) -> None:
+    def __init__(self, c: int, cond: bool = False) -> None:
         super().__init__()
-        self.body = nn.Sequential(_conv(c, c), InstanceNorm(c), nn.ReLU(), _conv(c, c), InstanceNorm(c))
+        self.body = nn.Sequential(_conv(c, c), InstanceNorm(c, conditioned=cond), nn.ReLU(), _conv(c, c),
+                                  InstanceNorm(c, conditioned=cond))
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.body(x)
@@ -124,11 +137,13 @@ class TransformerNet(nn.Module):
     def __init__(self, cfg: NetConfig = NetConfig()) -> None:
         super().__init__()
         a, c = cfg.channels
-        self.stem = _block(12, a)                                       # 1/2 res, from pixel_unshuffle
-        self.down = _block(a, c, stride=2)                              # 1/4 res
-        self.res = nn.Sequential(*[_Res(c) for _ in range(cfg.res_blocks)])
+        k = cfg.conditioned
+        self.conditioned, self.strength = k, 1.0
+        self.stem = _block(12, a, cond=k)                               # 1/2 res, from pixel_unshuffle
+        self.down = _block(a, c, stride=2, cond=k)                      # 1/4 res
+        self.res = nn.Sequential(*[_Res(c, k) for _ in range(cfg.res_blocks)])
         self.reduce = nn.Conv2d(c, a, 1)                                # narrow before upsampling (cheaper)
-        self.up = _block(a, a)                                          # 1/2 res, after upsample + skip
+        self.up = _block(a, a, cond=k)                                  # 1/2 res, after upsample + skip
         self.head = _conv(a, 12)                                        # 12 = 3 colours x 2x2 sub-pixels
         nn.init.zeros_(self.head.weight)                                # identity start: delta = 0
         nn.init.zeros_(self.head.bias)
@@ -142,6 +157,13 @@ class TransformerNet(nn.Module):
 
     def norm_mode(self, mode: str) -> None:
         set_norm_mode(self, mode)
+
+    def set_strength(self, strength: float) -> None:
+        """The strength a conditioned network renders at (0: the photo, 1: the full style)."""
+        self.strength = float(strength)
+        for m in self.modules():
+            if isinstance(m, InstanceNorm):
+                m.strength = float(strength)
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
@@ -164,7 +186,11 @@ class TransformerNet(nn.Module):
         delta = F.pixel_shuffle(self.head(u), 2)                        # (B,3,H4,W4): change of logit
         p = xm[..., m:m + h, m:m + w].clamp(1e-3, 1 - 1e-3)
         y = torch.sigmoid(torch.log(p) - torch.log1p(-p) + delta[..., m:m + h, m:m + w])
-        return y if self.palette is None or self.training else self.palette(y)
+        if self.palette is None or self.training:
+            return y
+        if self.conditioned and self.strength < 1:  # the palette, too, at the rendered strength
+            return y + self.strength * (self.palette(y) - y)
+        return self.palette(y)
 
 
 class Palette(nn.Module):
@@ -289,12 +315,22 @@ class FastStylizer:
         if s.size is not None:
             content = resize_long_side(content, s.size)
         nets = [_network(str(ref), s.backend) for ref in styles]
+        # a strength-conditioned network renders the strength itself; the others are blended with the photo
+        inner = any(getattr(net, "conditioned", False) for net in nets)
         outs = []
         for i, net in enumerate(nets):
-            outs.append(self._run(net, content))
+            if getattr(net, "conditioned", False):
+                try:
+                    net.set_strength(controls.strength)
+                    outs.append(self._run(net, content))
+                finally:
+                    net.set_strength(1.0)
+            else:
+                out = self._run(net, content)
+                outs.append(ctl.blend_strength(content, out, controls.strength) if inner else out)
             if progress:
                 progress(ctl.Progress(f"network {i + 1}/{len(nets)}", i + 1, len(nets)))
-        return ctl.blend_results(content, outs, weights, controls)
+        return ctl.blend_results(content, outs, weights, replace(controls, strength=1.0) if inner else controls)
 
     def _run(self, net: TransformerNet, x: Tensor) -> Tensor:
         s = self.settings

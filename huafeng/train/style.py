@@ -22,6 +22,12 @@ paper, each from trials here (6-minute runs on one core):
   inference. Not trained through: the Lite0 layers used here barely constrain colour, and a
   colour-statistics loss term tried instead drew white blobs; held-out VGG16 style distance, 500
   steps, without -> with: Starry Night 2.08 -> 1.84x optimize's, The Scream 3.31 -> 0.94x.
+- Strength-conditioned networks (``conditioned``, off by default): every instance norm's affine is
+  ``weight + s·weight_s``, ``bias + s·bias_s`` (conditional instance norm, Dumoulin et al. 2017, with
+  the strength s as the condition); each step draws s ~ U(0, 1) and weighs the style and TV terms by
+  it, and adds ``(1 - s) · 1000 · mean (y − x)²`` (without it s = 0 stayed fully stylized: the Lite0
+  content layer does not care about colours), so s = 0 learns the photo back and s = 1 the full style. The fast method then renders
+  ``--strength`` inside the network instead of blending with the photo.
 - A few photos are held out of training and used for the evaluation at the end (``style_eval``).
 
 The run is time-boxed and resumable: a checkpoint (model, optimizer, step, log) is written
@@ -74,6 +80,8 @@ class StyleTrainSettings:
     channels: tuple[int, int] = (16, 48)
     res_blocks: int = 3
     palette: bool = True            # map the output onto the painting's colour statistics (see above)
+    conditioned: bool = False       # a strength-conditioned network (see above)
+    identity_weight: float = 1000.0  # conditioned only: weight of (1 - s) * mean (y - x)^2
     holdout: int = 4                # photos kept out of training, for the evaluation (at most 1 in 4)
     eval_size: int = 320            # long side of the evaluation pictures (fast and optimize alike)
     eval_steps: int | None = None   # optimisation steps of the reference (None: the method's default)
@@ -91,7 +99,7 @@ class StyleTrainSettings:
             raise SettingsError("lr must be positive and the loss weights non-negative.")
         if self.holdout < 0 or self.eval_size < 32 or self.checkpoint_every < 1:
             raise SettingsError("holdout must be ≥ 0, eval_size ≥ 32 px and checkpoint_every ≥ 1.")
-        NetConfig(tuple(self.channels), self.res_blocks, self.palette)  # raises a one-line error for a bad shape
+        NetConfig(tuple(self.channels), self.res_blocks, self.palette, self.conditioned)  # raises a one-line error for a bad shape
         if self.adversarial < 0:
             raise SettingsError(f"the adversarial weight must be non-negative, got {self.adversarial}.")
 
@@ -170,7 +178,7 @@ def _train(s: StyleTrainSettings, d: distributed.Dist, progress: ctl.ProgressFn 
         probe = photos.crops(8, s.crop, random.Random(s.seed + 1)).to(d.device)
         calib = style_losses(fe, probe, probe, targets)[1].item()  # the photos' own style loss: c
     style_w = s.style_weight / max(calib, 1e-6)
-    cfg = NetConfig(channels=tuple(s.channels), res_blocks=s.res_blocks, palette=s.palette)
+    cfg = NetConfig(channels=tuple(s.channels), res_blocks=s.res_blocks, palette=s.palette, conditioned=s.conditioned)
     net = TransformerNet(cfg).to(d.device)  # the same seed: the same start on every rank
     if cfg.palette:
         net.palette.set_target(resize_long_side(painting, s.style_size))
@@ -217,10 +225,14 @@ def _train(s: StyleTrainSettings, d: distributed.Dist, progress: ctl.ProgressFn 
         for g in opt.param_groups:
             g["lr"] = lr
         x = d.shard(photos.crops(s.batch, s.crop, rng))  # the global batch, drawn alike on every rank
+        k = rng.random() if s.conditioned else 1.0  # this step's strength, drawn alike on every rank
+        net.set_strength(k)
         y = ddp(x)
         lc, ls = style_losses(fe, y, x, targets, d)
         tv = total_variation(y)
-        loss = s.content_weight * lc + style_w * ls + s.tv_weight * tv
+        loss = s.content_weight * lc + k * (style_w * ls + s.tv_weight * tv)
+        if s.conditioned:  # low strengths keep the photo's pixels: Lite0's content layer ignores colour
+            loss = loss + (1 - k) * s.identity_weight * (y - x).pow(2).mean()
         if critic is not None:
             loss = loss + s.adversarial * critic.generator_loss(y)
         opt.zero_grad(set_to_none=True)
@@ -238,6 +250,7 @@ def _train(s: StyleTrainSettings, d: distributed.Dist, progress: ctl.ProgressFn 
         if step % s.checkpoint_every == 0:
             checkpoint()
     checkpoint()
+    net.set_strength(1.0)
     net.eval()
     net.margin = INFER_MARGIN  # evaluate the network as load_net runs it
     if d.main:
