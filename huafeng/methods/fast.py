@@ -118,13 +118,13 @@ def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
 
 
 def _block(cin: int, cout: int, stride: int = 1, cond: bool = False) -> nn.Sequential:
-    return nn.Sequential(_conv(cin, cout, 3, stride), InstanceNorm(cout, conditioned=cond), nn.ReLU())
+    return nn.Sequential(_conv(cin, cout, 3, stride), InstanceNorm(cout, conditioned=cond), nn.ReLU(inplace=True))
 
 
 class _Res(nn.Module):
     def __init__(self, c: int, cond: bool = False) -> None:
         super().__init__()
-        self.body = nn.Sequential(_conv(c, c), InstanceNorm(c, conditioned=cond), nn.ReLU(), _conv(c, c),
+        self.body = nn.Sequential(_conv(c, c), InstanceNorm(c, conditioned=cond), nn.ReLU(inplace=True), _conv(c, c),
                                   InstanceNorm(c, conditioned=cond))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -185,7 +185,7 @@ class TransformerNet(nn.Module):
         u = self.up(F.interpolate(r, scale_factor=2.0, mode="bilinear", align_corners=False) + f)
         delta = F.pixel_shuffle(self.head(u), 2)                        # (B,3,H4,W4): change of logit
         p = xm[..., m:m + h, m:m + w].clamp(1e-3, 1 - 1e-3)
-        y = torch.sigmoid(torch.log(p) - torch.log1p(-p) + delta[..., m:m + h, m:m + w])
+        y = torch.sigmoid(torch.logit(p) + delta[..., m:m + h, m:m + w])
         if self.palette is None or self.training:
             return y
         if self.conditioned and self.strength < 1:  # the palette, too, at the rendered strength
