@@ -7,7 +7,6 @@ arbitrary-style decoders, or of a GAN generator; the file's ``arch`` metadata sa
 from __future__ import annotations
 
 import copy
-
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -116,12 +115,11 @@ def load_model(ref: str, ns_iters: int = 40) -> ExportModel:
         if net.palette is not None:  # the exported copy takes its colour transform's roots by matmuls
             graph = copy.deepcopy(net)
             graph.palette.sqrt = "newton-schulz"
-        return ExportModel(kind, name, graph, net, ("image",), (path,), meta, _card(path),
-                           (lambda: size_free(graph).eval(),))
     else:
-        net = _load_gan(path)
+        net = graph = _load_gan(path)
     # The network as it is (its own padding may trace as a function of the size), else wrapped
-    return ExportModel(kind, name, net, net, ("image",), (path,), meta, _card(path), (lambda: size_free(net).eval(),))
+    return ExportModel(kind, name, graph, net, ("image",), (path,), meta, _card(path),
+                       (lambda: size_free(graph).eval(),))
 
 
 def _load_gan(path: Path) -> nn.Module:

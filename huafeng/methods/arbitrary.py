@@ -84,7 +84,7 @@ def feature_stats(f: Tensor, eps: float = 1e-5) -> tuple[Tensor, Tensor]:
     return mu.double(), cov + eps * torch.eye(d.shape[0], dtype=torch.float64, device=f.device)
 
 
-def _sym_pow(cov: Tensor, p: float, eps: float = 1e-5) -> Tensor:
+def sym_pow(cov: Tensor, p: float, eps: float = 1e-5) -> Tensor:
     """cov^p for a symmetric positive matrix, through its eigendecomposition (small eigenvalues floored)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a 240x240 eigh took 4 s with the CPU contended on 2 threads, 14 ms on one
@@ -111,7 +111,7 @@ def wct(content: Tensor, style_stats: tuple[Tensor, Tensor], content_stats: tupl
     b, c, h, w = content.shape
     # The (C, C) transform is built in float64; applying it to the (C, HW) features in float32 is
     # exact enough (< 1e-5 relative here) and several times faster on a CPU.
-    t = (_sym_pow(cov_s, 0.5) @ _sym_pow(cov_c, -0.5)).to(content.dtype)
+    t = (sym_pow(cov_s, 0.5) @ sym_pow(cov_c, -0.5)).to(content.dtype)
     shift = (mu_s - t.double() @ mu_c).to(content.dtype)
     x = content[0].reshape(c, -1)
     out = torch.addmm(shift, t, x).reshape(1, c, h, w)

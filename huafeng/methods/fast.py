@@ -22,7 +22,8 @@ artifact:
   it, so a tiled high-resolution result equals the untiled one to rounding.
 
 About 0.14 M parameters and 21.6 GFLOP at 1024x1024 (the slim Johnson net: 0.42 M, 89 GFLOP).
-The forward pass has no data-dependent Python branches or in-place tricks, so it exports to ONNX.
+The forward pass branches in Python on the picture's size only where an ONNX trace may freeze it (the
+mirrored margin, in pads of at most 16 px), so it exports to ONNX.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ Tensor = torch.Tensor
 ARCH = "huafeng-fast-s2d-1"
 # Inference margin: with the training margin (16 px) the networks drew a dark band 3-6 px wide along the
 # right border (mean luminance 0.16-0.22 there against 0.38 inside, The Scream, 10 photos); from 32 px
-# on the border columns look like the interior. Costs ~6% more work at 1024 px.
+# on the border columns look like the interior. 6% more pixels at 1024 px.
 INFER_MARGIN = 32
 
 
@@ -232,13 +233,15 @@ class Palette(nn.Module):
         return torch.stack(outs)
 
     def _pow(self, c: Tensor, p: float) -> Tensor:
+        """c^p for p = ±1/2, in float64 (the arbitrary method's roots, or the export's Newton-Schulz)."""
         c = c.double() + self.EPS * torch.eye(3, dtype=torch.float64, device=c.device)
         if self.sqrt == "newton-schulz":
             from ..export.graphs import newton_schulz_sqrt
 
             return newton_schulz_sqrt(c, 40)[0 if p > 0 else 1].float()
-        e, v = torch.linalg.eigh(c)
-        return (v @ torch.diag(e.clamp_min(self.EPS).pow(p)) @ v.T).float()
+        from .arbitrary import sym_pow
+
+        return sym_pow(c, p, self.EPS).float()
 
 
 def _colour_stats(img: Tensor) -> tuple[Tensor, Tensor]:

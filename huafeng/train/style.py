@@ -26,8 +26,9 @@ paper, each from trials here (6-minute runs on one core):
   ``weight + s·weight_s``, ``bias + s·bias_s`` (conditional instance norm, Dumoulin et al. 2017, with
   the strength s as the condition); each step draws s ~ U(0, 1) and weighs the style and TV terms by
   it, and adds ``(1 - s) · 1000 · mean (y − x)²`` (without it s = 0 stayed fully stylized: the Lite0
-  content layer does not care about colours), so s = 0 learns the photo back and s = 1 the full style. The fast method then renders
-  ``--strength`` inside the network instead of blending with the photo.
+  content layer does not care about colours), so s = 0 learns the photo back and s = 1 the full
+  style. The fast method then renders ``--strength`` inside the network instead of blending.
+- One process trains on the GPU when there is one (``HUAFENG_DEVICE=cpu`` keeps it on the CPU).
 - A few photos are held out of training and used for the evaluation at the end (``style_eval``).
 
 The run is time-boxed and resumable: a checkpoint (model, optimizer, step, log) is written
@@ -99,7 +100,7 @@ class StyleTrainSettings:
             raise SettingsError("lr must be positive and the loss weights non-negative.")
         if self.holdout < 0 or self.eval_size < 32 or self.checkpoint_every < 1:
             raise SettingsError("holdout must be ≥ 0, eval_size ≥ 32 px and checkpoint_every ≥ 1.")
-        NetConfig(tuple(self.channels), self.res_blocks, self.palette, self.conditioned)  # raises a one-line error for a bad shape
+        NetConfig(tuple(self.channels), self.res_blocks, self.palette, self.conditioned)  # one-line error if bad
         if self.adversarial < 0:
             raise SettingsError(f"the adversarial weight must be non-negative, got {self.adversarial}.")
 
