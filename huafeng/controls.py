@@ -6,8 +6,8 @@ style loss by the region masks).
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -110,28 +110,34 @@ def preserve_luminance(stylized: Tensor, content: Tensor) -> Tensor:
     return yuv_to_rgb(torch.cat([y, yc[:, 1:]], 1)).clamp(0, 1)
 
 
-def match_color(src: Tensor, ref: Tensor, eps: float = 1e-5) -> Tensor:
-    r"""Recolour ``src`` so its pixels have the mean and covariance of ``ref``'s (a linear map).
+def pixel_stats(x: Tensor, eps: float = 1e-5) -> tuple[Tensor, Tensor]:
+    r"""Mean (B,3,1) and covariance (B,3,3) of each picture's RGB pixels, in float64 (its palette)."""
+    p = x.double().reshape(x.shape[0], 3, -1)
+    mu = p.mean(-1, keepdim=True)
+    d = p - mu
+    return mu, d @ d.transpose(1, 2) / p.shape[-1] + eps * torch.eye(3, dtype=torch.float64, device=x.device)
+
+
+def recolour(src: Tensor, mu_r: Tensor, cov_r: Tensor, eps: float = 1e-5) -> Tensor:
+    r"""Recolour ``src`` (B,3,H,W) to the palette ``(mu_r, cov_r)`` (from :func:`pixel_stats`), a linear map:
 
     .. math:: x' = \Sigma_r^{1/2}\,\Sigma_s^{-1/2}\,(x-\mu_s) + \mu_r
     """
-    def stats(x: Tensor) -> tuple[Tensor, Tensor]:
-        p = x.double().reshape(x.shape[0], 3, -1)
-        mu = p.mean(-1, keepdim=True)
-        d = p - mu
-        return mu, d @ d.transpose(1, 2) / p.shape[-1] + eps * torch.eye(3, dtype=torch.float64)
-
     def sqrtm(c: Tensor, inv: bool = False) -> Tensor:
         e, v = torch.linalg.eigh(c)
         e = e.clamp_min(eps).pow(-0.5 if inv else 0.5)
         return v @ torch.diag_embed(e) @ v.transpose(1, 2)
 
-    mu_s, c_s = stats(src)
-    mu_r, c_r = stats(ref)
-    t = sqrtm(c_r) @ sqrtm(c_s, inv=True)
+    mu_s, c_s = pixel_stats(src, eps)
+    t = sqrtm(cov_r.double()) @ sqrtm(c_s, inv=True)
     p = src.double().reshape(src.shape[0], 3, -1)
-    out = t @ (p - mu_s) + mu_r
+    out = t @ (p - mu_s) + mu_r.double()
     return out.reshape(src.shape).to(src.dtype).clamp(0, 1)
+
+
+def match_color(src: Tensor, ref: Tensor, eps: float = 1e-5) -> Tensor:
+    """Recolour ``src`` so its pixels have the mean and covariance of ``ref``'s (:func:`recolour`)."""
+    return recolour(src, *pixel_stats(ref, eps), eps=eps)
 
 
 def blend_strength(content: Tensor, stylized: Tensor, strength: float) -> Tensor:

@@ -1,0 +1,151 @@
+"""The painting network behind the arbitrary-style method: recolour → Lite0 → AdaIN → trained decoder.
+
+One pass, any painting (Huang & Belongie 2017, AdaIN, with a decoder trained for *stylization*):
+
+1. the photo is recoloured to the painting's palette (pixel mean and covariance, a 3×3 linear map);
+2. the frozen Lite0 encoder takes it to ``block5_expand`` (stride 8, 240 channels): deep enough to
+   carry strokes and shapes rather than colour statistics;
+3. AdaIN gives those features the painting's per-channel mean and standard deviation;
+4. a decoder (a warm start from the photoreal method's L4 reconstruction decoder, plus a residual
+   block that starts at zero) paints the result, trained with a VGG16 style loss the encoder never
+   sees (``huafeng train arbitrary``, :mod:`huafeng.train.paint`).
+
+The painting's statistics are computed once per painting (:func:`painting_stats`); the content's
+AdaIN statistics may be passed in, computed over the whole picture, so tiles agree (exact tiling).
+About 0.72 M trained parameters; no heavy encoder at full resolution (rendering happens at a working
+size and is then brought to the photo's size).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import controls as ctl
+from ..features import FeatureExtractor
+from ..losses import mean_std
+
+Tensor = torch.Tensor
+
+ENCODER_LAYER = "block5_expand"
+STRIDE = 8
+ARCH = "huafeng-paint-adain-lite0-1"
+
+
+def _conv(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3))
+
+
+class ResBlock(nn.Module):
+    """x + conv(relu(conv(x))); the second conv starts at zero, so a new block is the identity."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.a, self.b = _conv(c, c), _conv(c, c)
+        nn.init.zeros_(self.b[1].weight)
+        nn.init.zeros_(self.b[1].bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.b(F.relu(self.a(x)))
+
+
+class PaintDecoder(nn.Module):
+    """AdaIN features (240 ch, stride 8) → RGB in [0,1].
+
+    conv(240→128) · res(128) · [up · conv(→64) · conv] · [up · conv(→32) · conv] · [up · conv(→16) · conv] · conv(→3) · sigmoid
+
+    Parameter names match the photoreal method's L4 decoder (plus ``res``), so it loads as a warm start.
+    """
+
+    def __init__(self, widths: tuple[int, ...] = (64, 32, 16), first: int = 128, cin: int = 240) -> None:
+        super().__init__()
+        self.inp = _conv(cin, first)
+        self.res = ResBlock(first)
+        self.stages = nn.ModuleList()
+        c = first
+        for w in widths:
+            self.stages.append(nn.Sequential(_conv(c, w), nn.ReLU(inplace=True), _conv(w, w), nn.ReLU(inplace=True)))
+            c = w
+        self.out = _conv(c, 3)
+
+    def forward(self, f: Tensor) -> Tensor:
+        x = self.res(F.relu(self.inp(f)))
+        for stage in self.stages:
+            x = stage(F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False))
+        return torch.sigmoid(self.out(x))
+
+
+@dataclass(frozen=True)
+class PaintingStats:
+    """What the network needs of a painting: its palette and its encoder features' mean/std."""
+
+    palette_mean: Tensor   # (B, 3, 1) float64
+    palette_cov: Tensor    # (B, 3, 3) float64
+    feat_mean: Tensor      # (B, 240, 1, 1)
+    feat_std: Tensor       # (B, 240, 1, 1)
+
+
+def weighted_sum(parts: list[PaintingStats], weights: list[float]) -> PaintingStats:
+    """A blend of several paintings: every statistic mixed linearly with ``weights``."""
+    def mix(name: str) -> Tensor:
+        return sum(w * getattr(p, name) for p, w in zip(parts, weights))  # type: ignore[return-value]
+
+    return PaintingStats(mix("palette_mean"), mix("palette_cov"), mix("feat_mean"), mix("feat_std"))
+
+
+class PaintNet(nn.Module):
+    """The whole network: ``forward(photo, painting_stats)`` → painted picture of the same size.
+
+    The photo's height and width should be multiples of 8 (:func:`pad_to_lattice`).
+    """
+
+    def __init__(self, decoder: PaintDecoder | None = None) -> None:
+        super().__init__()
+        self.decoder = decoder if decoder is not None else PaintDecoder()
+        self.encoder = FeatureExtractor("lite0", [ENCODER_LAYER])
+
+    def painting_stats(self, painting: Tensor) -> PaintingStats:
+        """Statistics of a painting (B,3,H,W) in [0,1], at the size given (that size sets the strokes)."""
+        mu, cov = ctl.pixel_stats(painting)
+        fm, fs = mean_std(self.encode(painting))
+        return PaintingStats(mu, cov, fm, fs)
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.encoder(x, [ENCODER_LAYER])[ENCODER_LAYER]
+
+    def recolour(self, photo: Tensor, st: PaintingStats) -> Tensor:
+        return ctl.recolour(photo, st.palette_mean, st.palette_cov)
+
+    def content_stats(self, recoloured: Tensor) -> tuple[Tensor, Tensor]:
+        return mean_std(self.encode(recoloured))
+
+    def forward(self, photo: Tensor, st: PaintingStats, recoloured: Tensor | None = None,
+                content_stats: tuple[Tensor, Tensor] | None = None, alpha: float = 1.0) -> Tensor:
+        """Paint ``photo``. ``recoloured`` (the photo already recoloured, e.g. for the whole picture)
+        and ``content_stats`` (the AdaIN statistics of the whole picture) may be given, for tiles;
+        ``alpha`` blends the features towards the photo's own (strength)."""
+        x = recoloured if recoloured is not None else self.recolour(photo, st)
+        f = self.encode(x)
+        mc, sc = content_stats if content_stats is not None else mean_std(f)
+        t = (f - mc) / sc * st.feat_std + st.feat_mean
+        if alpha < 1:
+            t = alpha * t + (1 - alpha) * f
+        return self.decoder(t)
+
+
+def pad_to_lattice(x: Tensor, margin: int = 0) -> tuple[Tensor, tuple[int, int, int, int]]:
+    """Reflect-pad by ``margin`` and then up to multiples of the stride; returns the pads (l, r, t, b)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-(h + 2 * margin)) % STRIDE, (-(w + 2 * margin)) % STRIDE
+    pads = (margin, margin + pw, margin, margin + ph)
+    if any(pads):
+        mode = "reflect" if min(h, w) > max(pads) else "replicate"
+        x = F.pad(x, pads, mode=mode)
+    return x, pads
+
+
+def unpad(x: Tensor, pads: tuple[int, int, int, int]) -> Tensor:
+    l, r, t, b = pads
+    return x[..., t: x.shape[-2] - b, l: x.shape[-1] - r]
