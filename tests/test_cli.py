@@ -37,14 +37,14 @@ def test_stylize_tiny_end_to_end(photo, tmp_path, capsys):
     assert rgb.shape == (1, 3, 19, 32)  # long side 32, aspect kept
 
 
-def test_any_painting_uses_the_arbitrary_method_by_default(photo, tmp_path):
-    from huafeng.methods import auto_method
+def test_a_style_picture_without_a_network_uses_the_photoreal_method_by_default(photo, tmp_path):
+    from huafeng.methods import DEFAULT_METHOD, auto_method
 
     painting = tmp_path / "painting.png"
     save_image(torch.rand(1, 3, 48, 48), painting)
-    assert auto_method([str(painting)]) == "arbitrary"
+    assert auto_method([str(painting)]) == DEFAULT_METHOD == "photoreal"
     out = tmp_path / "out.png"
-    # --work-size is a setting of the arbitrary method only: without --method it must be accepted
+    # --work-size is a setting of the photoreal method only: without --method it must be accepted
     assert main(["stylize", str(photo), "--style", str(painting), "-o", str(out), "--size", "32",
                  "--work-size", "64", "-q"]) == 0
     assert read_image(out)[0].shape == (1, 3, 19, 32)
@@ -153,9 +153,9 @@ def test_console_script_prints_one_line_and_no_traceback(tmp_path):
 
 @pytest.mark.parametrize("args", [
     ["evaluate", "--content", "/no/such/folder", "--styles", "/no/such/folder"],
-    ["train", "arbitrary", "--content", "/no/such/folder", "--styles", "/no/such/folder"],
+    ["train", "photoreal", "--content", "/no/such/folder", "--styles", "/no/such/folder"],
     ["bench", "--sizes", "big"],
-    ["stylize", "parrots", "--style", "udnie", "--method", "arbitrary", "--weights", "/no/such.safetensors"],
+    ["stylize", "parrots", "--style", "udnie", "--method", "photoreal", "--weights", "/no/such.safetensors"],
 ])
 def test_other_commands_give_one_line_errors(args, capsys):
     assert main(args) == 2

@@ -10,18 +10,18 @@ import pytest
 import torch
 
 from huafeng.image import save_image
-from huafeng.train.arbitrary import ArbitraryTrainSettings, train_arbitrary
 from huafeng.train.common import load_checkpoint
 from huafeng.train.distributed import Dist, launch
+from huafeng.train.photoreal import PhotorealTrainSettings, train_photoreal
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = """
 import json, sys, torch
 torch.set_num_threads(1)
-from huafeng.train.arbitrary import ArbitraryTrainSettings, train_arbitrary
+from huafeng.train.photoreal import PhotorealTrainSettings, train_photoreal
 from huafeng.train.gan import GanTrainSettings, train_gan
 from huafeng.train.style import StyleTrainSettings, train_style
-cls, fn = {"arbitrary": (ArbitraryTrainSettings, train_arbitrary), "style": (StyleTrainSettings, train_style),
+cls, fn = {"photoreal": (PhotorealTrainSettings, train_photoreal), "style": (StyleTrainSettings, train_style),
            "gan": (GanTrainSettings, train_gan)}[sys.argv[1]]
 fn(cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(sys.argv[2]).items()}))
 """
@@ -40,7 +40,7 @@ def data(tmp_path):
     return photos, paintings
 
 
-def torchrun(tmp_path, s, trainer: str = "arbitrary") -> None:
+def torchrun(tmp_path, s, trainer: str = "photoreal") -> None:
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -63,9 +63,9 @@ def test_two_gloo_processes_match_one_and_resume(tmp_path):
     base = dict(content_dir=str(photos), style_dir=str(paintings), levels=("L1",), batch=4, crop=32, lr=3e-3,
                 eval_photos=2, eval_every=1000, checkpoint_every=1000)
     torch.set_num_threads(1)
-    one = ArbitraryTrainSettings(out=str(tmp_path / "one"), steps=4, **base)
-    two = ArbitraryTrainSettings(out=str(tmp_path / "two"), steps=4, **base)
-    train_arbitrary(one)
+    one = PhotorealTrainSettings(out=str(tmp_path / "one"), steps=4, **base)
+    two = PhotorealTrainSettings(out=str(tmp_path / "two"), steps=4, **base)
+    train_photoreal(one)
     torchrun(tmp_path, two)
     for key in ("L1_pix", "L1_feat"):
         a, b = curve(tmp_path / "one", key), curve(tmp_path / "two", key)
@@ -73,8 +73,8 @@ def test_two_gloo_processes_match_one_and_resume(tmp_path):
         assert all(abs(x - y) <= 0.01 * abs(x) for x, y in zip(a, b)), (key, a, b)
     # rank 0 wrote one checkpoint; both runs resume from step 4 and continue to step 6 alike
     assert load_checkpoint(tmp_path / "two" / "checkpoint.safetensors")[1] == 4
-    train_arbitrary(ArbitraryTrainSettings(**{**asdict(one), "levels": ("L1",), "held_out_styles": (), "steps": 6}))
-    torchrun(tmp_path, ArbitraryTrainSettings(**{**asdict(two), "levels": ("L1",), "held_out_styles": (), "steps": 6}))
+    train_photoreal(PhotorealTrainSettings(**{**asdict(one), "levels": ("L1",), "held_out_styles": (), "steps": 6}))
+    torchrun(tmp_path, PhotorealTrainSettings(**{**asdict(two), "levels": ("L1",), "held_out_styles": (), "steps": 6}))
     rows = json.loads((tmp_path / "two" / "log.json").read_text())["log"]
     assert [r["step"] for r in rows] == list(range(1, 7))
     a, b = curve(tmp_path / "one", "L1_pix"), curve(tmp_path / "two", "L1_pix")
@@ -92,7 +92,7 @@ def test_shard_splits_the_global_batch_evenly():
     with pytest.raises(SettingsError, match="multiple of the number of processes"):
         Dist(rank=0, world=3).shard(x)
     with pytest.raises(SettingsError):
-        launch(["arbitrary"], 0)
+        launch(["photoreal"], 0)
 
 
 @pytest.mark.slow
@@ -101,7 +101,7 @@ def test_cli_nproc_launches_torchrun(tmp_path):
     for i in range(6, 12):  # the CLI holds 8 photos out for its check: give it a few to train on
         save_image(torch.rand(1, 3, 48, 48), photos / f"p{i}.png")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "huafeng.cli", "train", "arbitrary", "--content", str(photos), "--styles",
+    cmd = [sys.executable, "-m", "huafeng.cli", "train", "photoreal", "--content", str(photos), "--styles",
            str(paintings), "--out", str(tmp_path / "run"), "--steps", "2", "--batch", "2", "--crop", "32",
            "--nproc", "2", "-q"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)

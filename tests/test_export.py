@@ -166,24 +166,24 @@ def test_newton_schulz_matches_the_eigendecomposition():
     assert torch.allclose(isqrt @ a @ isqrt, torch.eye(40, dtype=torch.float64), atol=1e-6)
 
 
-def test_arbitrary_graph_parity(tmp_path):
+def test_photoreal_graph_parity(tmp_path):
     """Encoder + Newton–Schulz WCT + decoders with the painting as a second input, against the torch
-    path with eigh; and the torch reference against the arbitrary method itself."""
-    r = export_onnx("arbitrary", tmp_path / "arb.onnx", ExportSettings(check_sizes=(61,)))
-    assert r["kind"] == "arbitrary" and r["min_psnr"] >= 40, r["parity"]
-    model = load_model("arbitrary")
-    sess = OnnxNet(tmp_path / "arb.onnx")
+    path with eigh; and the torch reference against the photoreal method itself."""
+    r = export_onnx("photoreal", tmp_path / "photoreal.onnx", ExportSettings(check_sizes=(61,)))
+    assert r["kind"] == "photoreal" and r["min_psnr"] >= 40, r["parity"]
+    model = load_model("photoreal")
+    sess = OnnxNet(tmp_path / "photoreal.onnx")
     assert sess.inputs == ["image", "style"]
     c, s = torch.rand(1, 3, 45, 70), torch.rand(1, 3, 50, 50)
     with torch.no_grad():
         ref = model.reference(c, s)
     assert (sess(c, s) - ref).abs().max() < 1e-3
 
-    from huafeng.methods.arbitrary import ArbitrarySettings, ArbitraryStylizer
+    from huafeng.methods.photoreal import PhotorealSettings, PhotorealStylizer
 
-    fields = ArbitrarySettings.__dataclass_fields__
+    fields = PhotorealSettings.__dataclass_fields__
     plain = {k: v for k, v in {"work_size": 0, "margin": 0}.items() if k in fields}
-    st = ArbitraryStylizer(ArbitrarySettings(style_size=50, **plain))
+    st = PhotorealStylizer(PhotorealSettings(style_size=50, **plain))
     assert (st.stylize(c, [s]) - ref).abs().max() < 2e-3
 
 
@@ -244,9 +244,9 @@ def test_backend_onnx_through_the_cli(net_file, tmp_path, cache):
                  "-o", str(tmp_path / "x.png"), "-q"]) == 2
 
 
-def test_backend_onnx_for_gan_and_arbitrary(tmp_path):
+def test_backend_onnx_for_gan_and_photoreal(tmp_path):
     from huafeng.image import load_image
-    from huafeng.methods.arbitrary import ArbitrarySettings, ArbitraryStylizer
+    from huafeng.methods.photoreal import PhotorealSettings, PhotorealStylizer
     from huafeng.styles import resolve_style, sample_photo
 
     photo = load_image(sample_photo("cat"), size=72)
@@ -256,12 +256,12 @@ def test_backend_onnx_for_gan_and_arbitrary(tmp_path):
     assert (a - b).abs().max() < 1e-4 and (a - photo).abs().mean() > 0.02
 
     painting = load_image(resolve_style("the-scream"), size=128)
-    a, b = (ArbitraryStylizer(ArbitrarySettings(backend=be)).stylize(photo, [painting]) for be in ("torch", "onnx"))
+    a, b = (PhotorealStylizer(PhotorealSettings(backend=be)).stylize(photo, [painting]) for be in ("torch", "onnx"))
     assert psnr(a.numpy(), b.numpy()) >= 40
     from huafeng import controls as ctl
 
     with pytest.raises(SettingsError):
-        ArbitraryStylizer(ArbitrarySettings(backend="onnx")).stylize(photo, [painting], controls=ctl.Controls(strength=0.5))
+        PhotorealStylizer(PhotorealSettings(backend="onnx")).stylize(photo, [painting], controls=ctl.Controls(strength=0.5))
 
 
 def test_video_backend_onnx_through_the_cli(net_file, tmp_path, cache):

@@ -1,4 +1,4 @@
-"""Arbitrary style (multi-level WCT with reconstruction decoders): transform maths, controls, training."""
+"""Photoreal transfer (multi-level WCT with reconstruction decoders): transform maths, controls, training."""
 import json
 import random
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from huafeng import controls as ctl
-from huafeng.methods.arbitrary import (LEVELS, ArbitrarySettings, ArbitraryStylizer, Decoder, blend_stats,
+from huafeng.methods.photoreal import (LEVELS, Decoder, PhotorealSettings, PhotorealStylizer, blend_stats,
                                        feature_stats, wct)
 from huafeng.train.common import ImageBank, load_checkpoint
 
@@ -58,7 +58,7 @@ def test_decoders_invert_the_encoder_shapes(untrained):
 
 
 def test_strength_zero_returns_the_content_reconstruction(untrained):
-    st = ArbitraryStylizer(ArbitrarySettings(size=64, levels=("L2",), margin=0), decoders=untrained)
+    st = PhotorealStylizer(PhotorealSettings(size=64, levels=("L2",), margin=0), decoders=untrained)
     content, style = torch.rand(1, 3, 48, 64), torch.rand(1, 3, 40, 40)
     out = st.stylize(content, [style], controls=ctl.Controls(strength=0.0))
     with torch.no_grad():
@@ -68,7 +68,7 @@ def test_strength_zero_returns_the_content_reconstruction(untrained):
 
 def test_detail_layer_restores_the_photo_resolution():
     from huafeng.image import load_image
-    from huafeng.methods.arbitrary import restore_detail
+    from huafeng.methods.photoreal import restore_detail
     from huafeng.metrics import ssim
     from huafeng.styles import sample_photo
 
@@ -84,7 +84,7 @@ def test_detail_layer_restores_the_photo_resolution():
 def test_work_size_gives_a_full_size_result_and_margin_keeps_the_size(untrained):
     content, style = torch.rand(1, 3, 150, 200), torch.rand(1, 3, 40, 40)
     for ws, margin in [(96, 16), (0, 0), (0, 16)]:
-        st = ArbitraryStylizer(ArbitrarySettings(levels=("L2",), work_size=ws, margin=margin), decoders=untrained)
+        st = PhotorealStylizer(PhotorealSettings(levels=("L2",), work_size=ws, margin=margin), decoders=untrained)
         out = st.stylize(content, [style])
         assert out.shape == content.shape and torch.isfinite(out).all()
 
@@ -103,7 +103,7 @@ def test_image_bank_crops(tmp_path):
 
 def test_tiny_training_lowers_the_loss_and_resumes(tmp_path):
     from huafeng.image import save_image
-    from huafeng.train.arbitrary import ArbitraryTrainSettings, train_arbitrary
+    from huafeng.train.photoreal import PhotorealTrainSettings, train_photoreal
 
     torch.manual_seed(0)
     photos, paintings = tmp_path / "photos", tmp_path / "paintings"
@@ -114,10 +114,10 @@ def test_tiny_training_lowers_the_loss_and_resumes(tmp_path):
         img = torch.stack([yy, xx, (yy + xx) / 2 * (i / 5)])[None]
         save_image(img, photos / f"p{i}.png")
     save_image(torch.rand(1, 3, 64, 64), paintings / "s.png")
-    s = ArbitraryTrainSettings(content_dir=str(photos), style_dir=str(paintings), out=str(tmp_path / "run"),
+    s = PhotorealTrainSettings(content_dir=str(photos), style_dir=str(paintings), out=str(tmp_path / "run"),
                                levels=("L1",), steps=30, batch=2, crop=48, lr=3e-3, eval_photos=2,
                                eval_every=30, checkpoint_every=10)
-    summary = train_arbitrary(s)
+    summary = train_photoreal(s)
     rows = json.loads((tmp_path / "run" / "log.json").read_text())["log"]
     first, last = sum(r["L1_pix"] for r in rows[:5]) / 5, sum(r["L1_pix"] for r in rows[-5:]) / 5
     assert last < 0.7 * first
@@ -126,7 +126,7 @@ def test_tiny_training_lowers_the_loss_and_resumes(tmp_path):
     # the checkpoint round-trips, and a rerun with more steps resumes from step 30
     model, step, config, extra = load_checkpoint(tmp_path / "run" / "checkpoint.safetensors")
     assert step == 30 and config["steps"] == 30 and len(extra["log"]) == 30
-    resumed = train_arbitrary(ArbitraryTrainSettings(**{**config, "steps": 35, "levels": ("L1",),
+    resumed = train_photoreal(PhotorealTrainSettings(**{**config, "steps": 35, "levels": ("L1",),
                                                         "held_out_styles": ()}))
     assert resumed["steps"] == 35
     rows = json.loads((tmp_path / "run" / "log.json").read_text())["log"]
@@ -138,8 +138,8 @@ def test_tiles_reassemble_the_untiled_result(untrained):
     content = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 18), size=(120, 180), mode="bicubic").clamp(0, 1)
     style = torch.rand(1, 3, 64, 64)
     levels = ("L4", "L2")
-    whole = ArbitraryStylizer(ArbitrarySettings(levels=levels), decoders=untrained).stylize(content, [style])
-    tiled = ArbitraryStylizer(ArbitrarySettings(levels=levels, tile=64, overlap=24), decoders=untrained).stylize(
+    whole = PhotorealStylizer(PhotorealSettings(levels=levels), decoders=untrained).stylize(content, [style])
+    tiled = PhotorealStylizer(PhotorealSettings(levels=levels, tile=64, overlap=24), decoders=untrained).stylize(
         content, [style])
     assert tiled.shape == whole.shape
     diff = (tiled - whole).abs()
@@ -154,6 +154,6 @@ def test_shipped_decoders_load_and_stylize():
 
     content = load_image(sample_photo("parrots"), size=160)
     style = load_image(BUNDLED["starry-night"].path, size=256)
-    out = huafeng.get_stylizer("arbitrary").stylize(content, [style])
+    out = huafeng.get_stylizer("photoreal").stylize(content, [style])
     assert out.shape == content.shape and torch.isfinite(out).all()
     assert gram_distance(out, style) < 0.5 * gram_distance(content, style)  # clearly moved toward the painting

@@ -1,5 +1,6 @@
 """The REST API through FastAPI's TestClient: happy paths, limits, cancellation, bad input."""
 import io
+import re
 import time
 
 import pytest
@@ -7,7 +8,7 @@ import torch
 from fastapi.testclient import TestClient
 
 from huafeng.image import save_image
-from huafeng.methods.arbitrary import LEVELS, Decoder
+from huafeng.methods.photoreal import LEVELS, Decoder
 from huafeng.service import ServiceConfig, create_app
 from huafeng.weights import save_file
 
@@ -34,7 +35,7 @@ def png_bytes(h=40, w=56, seed=0) -> bytes:
 
 def make_client(tmp_path, decoders, optimize_steps=4, **kw):
     cfg = ServiceConfig(results_dir=str(tmp_path / "results"),
-                        method_defaults={"arbitrary": {"weights": decoders, "levels": ("L2", "L1")},
+                        method_defaults={"photoreal": {"weights": decoders, "levels": ("L2", "L1")},
                                          "optimize": {"steps": optimize_steps}}, **kw)
     return TestClient(create_app(cfg))
 
@@ -55,14 +56,20 @@ def client(tmp_path, decoders):
 
 
 def test_health_styles_thumbnail_and_studio(client):
+    from huafeng.methods import DEFAULT_METHOD, METHODS
+
     h = client.get("/v1/health").json()
-    assert h["status"] == "ok" and "arbitrary" in h["methods"]
+    assert h["status"] == "ok" and h["methods"] == list(METHODS) and DEFAULT_METHOD in h["methods"]
     styles = client.get("/v1/styles").json()
     assert len(styles) >= 8 and styles[0]["thumbnail"].startswith("/v1/styles/")
     t = client.get(styles[0]["thumbnail"])
     assert t.status_code == 200 and t.headers["content-type"] == "image/jpeg"
     page = client.get("/")
     assert page.status_code == 200 and "huafeng studio" in page.text and "cdn" not in page.text.lower()
+    # the studio's method menu offers installed methods only (no stale names)
+    select = re.search(r'<select id="method">(.*?)</select>', page.text, re.S).group(1)
+    offered = re.findall(r'<option value="([^"]*)"', select)
+    assert offered and set(offered) <= set(METHODS), offered
     assert client.get("/static/studio.js").status_code == 200
     assert "/v1/jobs" in client.get("/openapi.json").json()["paths"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from huafeng.image import read_image, save_image
-from huafeng.styles import sample_photo
+from huafeng.styles import BUNDLED, sample_photo
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
@@ -52,7 +52,7 @@ def test_studio_upload_pick_stylize_download(server, tmp_path):
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(server + "/")
-        expect(page.locator("#gallery button")).to_have_count(14)
+        expect(page.locator("#gallery button")).to_have_count(len(BUNDLED))  # one per bundled style
         page.set_input_files("#photo", str(photo))
         page.click("#gallery button[data-style='starry-night']")
         page.select_option("#method", "optimize")

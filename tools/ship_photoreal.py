@@ -1,6 +1,6 @@
-"""Ship a trained arbitrary-style run into the package: weights, curves and a model card.
+"""Ship a trained photoreal run (the WCT decoders) into the package: weights, curves and a model card.
 
-    python tools/ship_arbitrary.py train_runs/arbitrary [--note "..."]
+    python tools/ship_photoreal.py train_runs/photoreal [--note "..."]
 """
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from huafeng import weights  # noqa: E402
 
-CARD = """# arbitrary.safetensors: reconstruction decoders for arbitrary style (multi-level WCT)
+CARD = """# photoreal.safetensors: reconstruction decoders for photorealistic transfer (multi-level WCT)
 
 - **What:** four decoders (L1 … L4) that invert the frozen, shipped Lite0 encoder at the post-ReLU6 outputs of
   `stem`, `block1_expand`, `block3_expand` and `block5_expand` ({params:,} parameters in all). At inference the
-  whitening-colouring transform (Li et al. 2017) gives each level's content features the painting's covariance,
-  coarse to fine (L4 → L1). See `huafeng/methods/arbitrary.py`.
-- **Training:** `huafeng train arbitrary` (reconstruction only: L1 pixel loss + {fw} × relative feature loss at each
+  whitening-colouring transform (Li et al. 2017) gives each level's content features the style picture's
+  covariance, coarse to fine (L4 → L1): the photo takes that picture's colours and tone and keeps its own detail
+  (the photoreal method, `huafeng/methods/photoreal.py`; not a painting look).
+- **Training:** `huafeng train photoreal` (reconstruction only: L1 pixel loss + {fw} × relative feature loss at each
   decoder's own level), Adam {lr}, batches of {batch} crops of {crop} px, {paint:.0%} of them augmented crops of
   the training paintings. **{steps} steps, {minutes} minutes** of CPU time on 2 shared cores (other jobs ran beside
   it), this project's machine, no GPU.
@@ -29,7 +30,7 @@ CARD = """# arbitrary.safetensors: reconstruction decoders for arbitrary style (
   except {n_held} held out of training ({held_styles}).
 - **Check (held-out photos, 256 px crops, reconstruction PSNR, dB):** {psnr}.
 - **Status:** {note}
-- **Curves:** `arbitrary.curves.png` (L1 reconstruction loss per level).
+- **Curves:** `photoreal.curves.png` (L1 reconstruction loss per level).
 - **Licence:** the weights are huafeng's own (MIT); the encoder is EfficientNet-Lite0 (Apache-2.0, see lite0.md).
 """
 
@@ -47,13 +48,13 @@ def main() -> None:
     last = evals[-1] if evals else {}
     psnr = ", ".join(f"{k[:2]} {last[k]}" for k in sorted(last) if k.endswith("_psnr")) + f" (at step {last.get('step')})"
     meta = {**meta, "license": "MIT", "data": "shared photos + public-domain paintings", "note": args.note}
-    weights.save_file(tensors, weights.WEIGHTS_DIR / "arbitrary.safetensors", meta)
-    shutil.copyfile(run / "curves.png", weights.WEIGHTS_DIR / "arbitrary.curves.png")
+    weights.save_file(tensors, weights.WEIGHTS_DIR / "photoreal.safetensors", meta)
+    shutil.copyfile(run / "curves.png", weights.WEIGHTS_DIR / "photoreal.curves.png")
     card = CARD.format(params=sum(t.numel() for t in tensors.values()), fw=s["feature_weight"], lr=s["lr"],
                        batch=s["batch"], crop=s["crop"], paint=s["painting_fraction"], steps=meta["steps"],
                        minutes=meta["minutes"], held=s["eval_photos"], n_held=len(s["held_out_styles"]),
                        held_styles=", ".join(s["held_out_styles"]), psnr=psnr, note=args.note)
-    (weights.WEIGHTS_DIR / "arbitrary.md").write_text(card)
+    (weights.WEIGHTS_DIR / "photoreal.md").write_text(card)
     print(card)
 
 

@@ -23,9 +23,9 @@ _SETTING_FLAGS = {
     "style_scale": (float, "size of the style image relative to the result (bigger: larger brush strokes)"),
     "style_size": (int, "long side the painting is analysed at, before --style-scale"),
     "tile": (int, "pictures larger than this are processed in overlapping tiles (bounded memory)"),
-    "work_size": (int, "arbitrary: stylize at this long side, then restore the photo's fine detail at full size "
+    "work_size": (int, "photoreal: stylize at this long side, then restore the photo's fine detail at full size "
                        "(0: render at full size, tiled)"),
-    "detail": (float, "arbitrary: how much of the photo's fine detail comes back above --work-size"),
+    "detail": (float, "photoreal: how much of the photo's fine detail comes back above --work-size"),
     "optimizer": (str, "lbfgs or adam"),
     "init": (str, "content, recolor (content in the style's colours) or noise"),
     "seed": (int, "random seed, for repeatable results"),
@@ -37,7 +37,7 @@ _SETTING_FLAGS = {
 
 
 def _defaults_text(name: str) -> str:
-    """'optimize: 512, arbitrary: 1024' from the methods' settings dataclasses."""
+    """'optimize: 512, photoreal: 1024' from the methods' settings dataclasses."""
     from ..methods import METHODS
     from ..methods.optimize import DEFAULT_STEPS
 
@@ -87,10 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a network (resumable: rerun the same command to continue)")
     tsub = t.add_subparsers(dest="what", metavar="WHAT", required=True)
-    a = tsub.add_parser("arbitrary", help="the arbitrary-style decoders (reconstruction training)")
+    a = tsub.add_parser("photoreal", help="the photoreal method's decoders (reconstruction training)")
     a.add_argument("--content", help="folder of photos (default: $HUAFENG_DATA/content or ../shared/data/content)")
     a.add_argument("--styles", help="folder of paintings (default: $HUAFENG_DATA/styles or ../shared/data/styles)")
-    a.add_argument("--out", default="runs/arbitrary", help="run folder: checkpoint, log, curves (default: runs/arbitrary)")
+    a.add_argument("--out", default="runs/photoreal", help="run folder: checkpoint, log, curves (default: runs/photoreal)")
     a.add_argument("--minutes", type=float, help="stop after this many minutes of training in all")
     a.add_argument("--steps", type=int, help="stop at this step (default: 100000)")
     a.add_argument("--batch", type=int, help="crops per step (default: 4)")
@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--backends", help="instead: compare runtimes of one network, e.g. torch,onnx,onnx-int8 "
                    "(speed, and PSNR against torch)")
     b.add_argument("--model", dest="bench_model", help="with --backends: the network (default: the first "
-                   "trained one, else arbitrary)")
+                   "trained one, else photoreal)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     vid = sub.add_parser("video", help="stylize a video (or a folder of frames) with temporal consistency")
@@ -165,8 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     vid.add_argument("-s", "--style", action="append", required=True, metavar="STYLE[:WEIGHT]",
                      help="a painting, a bundled style, or (with --method fast) a trained network")
     vid.add_argument("-o", "--output", help="output video, or a folder for PNG frames (default: NAME_stylized.mp4)")
-    vid.add_argument("-m", "--method", default="auto", help="fast or arbitrary (default: fast when the style "
-                     "has a trained network, else arbitrary)")
+    vid.add_argument("-m", "--method", default="auto", help="fast or photoreal (default: fast when the style "
+                     "has a trained network, else photoreal)")
     vid.add_argument("--consistency", type=float, default=0.7, help="temporal consistency, 0 = frame by frame "
                      "(default: 0.7)")
     vid.add_argument("--strength", type=float, default=1.0, help="0 keeps the video, 1 is fully stylized")
@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Export to ONNX; every export is checked against torch on photos (max abs "
                        "difference, PSNR). Example: huafeng export starry-night --int8 -o starry.onnx")
     x.add_argument("model", help="a trained network's name (see `huafeng styles`), a .safetensors file (per-style "
-                   "network, GAN generator or arbitrary-style decoders), or arbitrary")
+                   "network, GAN generator or photoreal decoders), or photoreal")
     x.add_argument("--format", default="onnx", choices=["onnx"], help="onnx (the only format so far)")
     x.add_argument("--int8", action="store_true", help="static int8 quantization (refused under 30 dB PSNR)")
     x.add_argument("-o", "--output", help="the .onnx file (default: NAME.onnx, NAME.int8.onnx with --int8)")

@@ -98,8 +98,6 @@ def _data_dir(given: str | None, sub: str) -> str:
 def _train(args: argparse.Namespace) -> int:
     import torch
 
-    from ..train.arbitrary import ArbitraryTrainSettings, train_arbitrary
-
     if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # relaunch under torchrun
         from ..train.distributed import launch
 
@@ -109,15 +107,17 @@ def _train(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) > 0:  # under torchrun, rank 0 alone reports
         args.quiet = True
         sys.stdout = open(os.devnull, "w")
-    if args.what == "style":
-        return _train_style(args)
-    if args.what == "gan":
-        return _train_gan(args)
+    return {"photoreal": _train_photoreal, "style": _train_style, "gan": _train_gan}[args.what](args)
+
+
+def _train_photoreal(args: argparse.Namespace) -> int:
+    from ..train.photoreal import PhotorealTrainSettings, train_photoreal
+
     opts = {k: getattr(args, k) for k in ("minutes", "steps", "batch", "crop", "decay_from") if getattr(args, k) is not None}
-    settings = ArbitraryTrainSettings(content_dir=_data_dir(args.content, "content"),
+    settings = PhotorealTrainSettings(content_dir=_data_dir(args.content, "content"),
                                       style_dir=_data_dir(args.styles, "styles"), out=args.out, **opts)
-    with _bar("train arbitrary", args.quiet) as bar:
-        summary = train_arbitrary(settings, progress=bar.update)
+    with _bar("train photoreal", args.quiet) as bar:
+        summary = train_photoreal(settings, progress=bar.update)
     print(f"{summary['out']}: {summary['steps']} steps, {summary['minutes']} min; last check: "
           + ", ".join(f"{k} {v}" for k, v in summary["last_eval"].items() if k.endswith("psnr")) + " dB")
     return 0
@@ -243,9 +243,9 @@ def _video(args: argparse.Namespace) -> int:
 
     method = args.method
     if method == "auto":
-        method = "fast" if auto_method(args.style) == "fast" else "arbitrary"
-    if method not in ("fast", "arbitrary"):
-        raise SettingsError(f"video works with the fast or arbitrary method, not {method!r}.")
+        method = "fast" if auto_method(args.style) == "fast" else "photoreal"
+    if method not in ("fast", "photoreal"):
+        raise SettingsError(f"video works with the fast or photoreal method, not {method!r}.")
     opts = {k: v for k, v in (("size", args.size), ("weights", args.weights), ("backend", args.backend))
             if v is not None}
     stylizer = get_stylizer(method, make_settings(method, **opts))

@@ -1,7 +1,7 @@
 """Deployment: ONNX export with parity checks against torch, int8 quantization, an onnxruntime
 backend, and a standalone in-browser build. Needs ``pip install 'huafeng[export]'`` (onnx, onnxruntime).
 
-- :func:`export_onnx` — a gallery network, a ``.safetensors`` file or ``arbitrary`` to ONNX, checked.
+- :func:`export_onnx` — a gallery network, a ``.safetensors`` file or ``photoreal`` to ONNX, checked.
 - :func:`onnx_runner` — the cached, checked ONNX model of a network as a torch-in, torch-out callable.
 - :func:`build_web` — a folder with a page, the model and onnxruntime-web: stylize in the browser.
 """

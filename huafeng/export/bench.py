@@ -3,7 +3,7 @@
 Each row: the runtime, the picture size, seconds per picture (best of ``repeats`` after a warm-up),
 the model file's size, and the PSNR and max abs difference of its result against torch's.
 The same computation runs in every runtime: for per-style networks and GAN generators the network
-itself; for ``arbitrary`` the whole-picture WCT graph (:class:`huafeng.export.graphs.ArbitraryGraph`)
+itself; for ``photoreal`` the whole-picture WCT graph (:class:`huafeng.export.graphs.PhotorealGraph`)
 with a 512 px painting, not the method's 512 px working size + detail layer.
 """
 from __future__ import annotations
@@ -24,10 +24,10 @@ DEFAULT_SIZES = (512, 1024)
 
 
 def default_model() -> str:
-    """The first trained per-style network in the gallery, else ``arbitrary``."""
+    """The first trained per-style network in the gallery, else ``photoreal``."""
     from ..methods.fast import gallery
 
-    return next(iter(gallery()), "arbitrary")
+    return next(iter(gallery()), "photoreal")
 
 
 def _inputs(model, size: int) -> tuple[torch.Tensor, ...]:

@@ -27,7 +27,7 @@ from .models import ExportModel, load_model
 
 Tensor = torch.Tensor
 CHECK_PHOTOS = ("cat", "parrots")
-CHECK_STYLE = "starry-night"     # the painting fed to the arbitrary graph's style input in checks
+CHECK_STYLE = "starry-night"     # the picture fed to the photoreal graph's style input in checks
 OPSET = 17
 
 
@@ -45,7 +45,7 @@ class ExportSettings:
     # the first and last N convolutions stay in fp32: on a trained per-style network 32 dB PSNR with
     # none, 39 with 1 + 1, 45 with 2 + 2, at the same speed (the outer layers are the most sensitive)
     int8_keep_fp32: int = 2
-    ns_iters: int = 40                     # Newton–Schulz iterations of the arbitrary graph's WCT
+    ns_iters: int = 40                     # Newton–Schulz iterations of the photoreal graph's WCT
 
     def __post_init__(self) -> None:
         if self.exporter not in ("torchscript", "dynamo"):
@@ -66,7 +66,7 @@ def _require_onnx():
 
 
 def check_inputs(model: ExportModel, sizes, style: str = CHECK_STYLE) -> list[tuple[str, dict[str, Tensor]]]:
-    """Real photos (the bundled ones) at each long side in ``sizes``; the arbitrary graph also gets
+    """Real photos (the bundled ones) at each long side in ``sizes``; the photoreal graph also gets
     a bundled painting (at the same size, for speed) as its style input."""
     from ..image import load_image
     from ..styles import resolve_style, sample_photo
@@ -193,14 +193,14 @@ def quantize_int8(model: ExportModel, fp32: str | os.PathLike, out: str | os.Pat
     """Static int8 quantization in QDQ form: convolution weights per channel (int8), activations
     per tensor (uint8), calibrated by min/max on photos; the first and last ``s.int8_keep_fp32``
     convolutions stay in fp32 (the input and output layers are the most sensitive), and so does the
-    arbitrary graph's encoder. Normalisation, WCT and everything but convolutions stay in fp32."""
+    photoreal graph's encoder. Normalisation, WCT and everything but convolutions stay in fp32."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     convs = [n.name for n in onnx.load(str(fp32), load_external_data=False).graph.node if n.op_type == "Conv"]
     k = s.int8_keep_fp32
     keep = set(convs[:k] + convs[-k:]) if k else set()
-    if model.kind == "arbitrary":  # WCT whitens the encoder's features (divides by the square root of
+    if model.kind == "photoreal":  # WCT whitens the encoder's features (divides by the square root of
         # small covariance eigenvalues), which amplifies quantization noise: the encoder stays fp32
         keep |= {c for c in convs if c.startswith("/encoder")}
     feeds = calibration_feeds(model, s.calibration_size)

@@ -7,8 +7,8 @@ So:
 - :class:`SizeFree` pads the picture to the network's size multiple and crops the result, in integer
   tensor arithmetic that the trace records as a function of the input's shape. Inside, the network
   then only ever sees sizes where its own padding branch is not taken.
-- :class:`ArbitraryGraph` is the arbitrary method's encoder → WCT → decoder chain with the painting
-  as a second input; its WCT takes covariance square roots by a Newton–Schulz iteration (matmuls
+- :class:`PhotorealGraph` is the photoreal method's encoder → WCT → decoder chain with the style
+  picture as a second input; its WCT takes covariance square roots by a Newton–Schulz iteration (matmuls
   only, exportable) instead of ``eigh``. The same graph with ``transform="eigh"`` is the torch
   reference the export is checked against.
 """
@@ -88,7 +88,7 @@ def newton_schulz_sqrt(a: Tensor, iters: int = 40) -> tuple[Tensor, Tensor]:
 
 def stats64(f: Tensor, eps: float = 1e-5) -> tuple[Tensor, Tensor]:
     """Mean (C,1) and covariance (C,C) in float64 of a (1,C,H,W) feature map; written like
-    :func:`huafeng.methods.arbitrary.feature_stats` but with a size-dependent count the trace keeps."""
+    :func:`huafeng.methods.photoreal.feature_stats` but with a size-dependent count the trace keeps."""
     c = f.shape[1]
     x = f[0].reshape(c, -1).double()
     mu = x.mean(1, keepdim=True)
@@ -99,7 +99,7 @@ def stats64(f: Tensor, eps: float = 1e-5) -> tuple[Tensor, Tensor]:
 
 
 def wct_newton_schulz(content: Tensor, style: Tensor, iters: int = 40) -> Tensor:
-    """The whitening–colouring transform of :func:`huafeng.methods.arbitrary.wct` (alpha = 1), with
+    """The whitening–colouring transform of :func:`huafeng.methods.photoreal.wct` (alpha = 1), with
     matrix square roots by Newton–Schulz; ``content`` and ``style`` are (1,C,H,W) feature maps."""
     mu_c, cov_c = stats64(content)
     mu_s, cov_s = stats64(style)
@@ -113,24 +113,24 @@ def wct_newton_schulz(content: Tensor, style: Tensor, iters: int = 40) -> Tensor
 
 def wct_eigh(content: Tensor, style: Tensor) -> Tensor:
     """The library's own WCT (eigendecomposition): the reference the export is measured against."""
-    from ..methods.arbitrary import feature_stats, wct
+    from ..methods.photoreal import feature_stats, wct
 
     return wct(content, feature_stats(style))
 
 
 @dataclass
-class ArbitraryParts:
+class PhotorealParts:
     encoder: nn.Module              # huafeng.features.FeatureExtractor (frozen Lite0)
     decoders: dict[str, nn.Module]  # level -> Decoder
     levels: tuple[str, ...]
     layer_of: dict[str, str] = field(default_factory=dict)  # level -> encoder layer name
 
 
-class ArbitraryGraph(nn.Module):
+class PhotorealGraph(nn.Module):
     """(content (1,3,H,W), style (1,3,h,w)) -> (1,3,H,W): multi-level WCT, coarse to fine, as in
-    :class:`huafeng.methods.arbitrary.ArbitraryStylizer` with one painting, strength 1, no tiling."""
+    :class:`huafeng.methods.photoreal.PhotorealStylizer` with one style picture, strength 1, no tiling."""
 
-    def __init__(self, parts: ArbitraryParts, transform: str = "newton-schulz", iters: int = 40) -> None:
+    def __init__(self, parts: PhotorealParts, transform: str = "newton-schulz", iters: int = 40) -> None:
         super().__init__()
         self.encoder = parts.encoder
         self.decoders = nn.ModuleDict({lv: parts.decoders[lv] for lv in parts.levels})

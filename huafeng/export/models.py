@@ -1,8 +1,8 @@
 """Which models can be exported, and how each is turned into an export-ready graph and a torch reference.
 
 A model reference is a gallery name (``starry-night``: ``weights/fast-starry-night.safetensors``),
-``arbitrary`` (the shipped decoders), or a ``.safetensors`` file of a per-style network, of
-arbitrary-style decoders, or of a GAN generator; the file's ``arch`` metadata says which.
+``photoreal`` (the shipped decoders), or a ``.safetensors`` file of a per-style network, of
+photoreal (WCT) decoders, or of a GAN generator; the file's ``arch`` metadata says which.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import SettingsError, WeightsError
 from ..weights import WEIGHTS_DIR, read_metadata, sha256_of
-from .graphs import ArbitraryGraph, ArbitraryParts, size_free
+from .graphs import PhotorealGraph, PhotorealParts, size_free
 
 Tensor = torch.Tensor
 
@@ -29,7 +29,7 @@ class ExportModel:
     torch's numbers at sizes it was not traced at); ``reference`` is the library's torch path, which
     the ONNX file is checked against; ``inputs`` names the graph's inputs (``image``, ``style``)."""
 
-    kind: str                       # "fast", "gan" or "arbitrary"
+    kind: str                       # "fast", "gan" or "photoreal"
     name: str
     graph: nn.Module
     reference: Callable[..., Tensor]
@@ -66,10 +66,10 @@ def resolve(ref: str) -> tuple[str, Path]:
     from ..methods.fast import gallery
 
     ref = str(ref)
-    if ref == "arbitrary":
+    if ref == "photoreal":
         from ..weights import shipped_path
 
-        return "arbitrary", shipped_path("arbitrary")
+        return "photoreal", shipped_path("photoreal")
     if ref in gallery():
         return "fast", gallery()[ref]
     gan = _gan_module()
@@ -78,7 +78,7 @@ def resolve(ref: str) -> tuple[str, Path]:
     path = Path(ref).expanduser()
     if path.suffix != ".safetensors":
         names = sorted(set(gallery()) | set(gan.gallery() if gan is not None and hasattr(gan, "gallery") else ()))
-        raise SettingsError(f"no model {ref!r} to export; give a .safetensors file, 'arbitrary', or a trained "
+        raise SettingsError(f"no model {ref!r} to export; give a .safetensors file, 'photoreal', or a trained "
                             f"network's name ({', '.join(names) or 'none are installed'}).")
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist.")
@@ -89,8 +89,8 @@ def resolve(ref: str) -> tuple[str, Path]:
     if "gan" in arch.lower():
         return "gan", path
     if any(k.startswith(("L1.", "L2.", "L3.", "L4.")) for k in _keys(path)):
-        return "arbitrary", path
-    raise WeightsError(f"{path.name} is not a huafeng per-style network, GAN generator or arbitrary-style "
+        return "photoreal", path
+    raise WeightsError(f"{path.name} is not a huafeng per-style network, GAN generator or photoreal "
                        f"decoder file (its metadata names architecture {arch or 'none'!r}).")
 
 
@@ -106,8 +106,8 @@ def load_model(ref: str, ns_iters: int = 40) -> ExportModel:
     kind, path = resolve(ref)
     meta = read_metadata(path)
     name = path.stem.split("-", 1)[1] if kind in ("fast", "gan") and path.parent == WEIGHTS_DIR else path.stem
-    if kind == "arbitrary":
-        return _arbitrary(path, meta, ns_iters)
+    if kind == "photoreal":
+        return _photoreal(path, meta, ns_iters)
     if kind == "fast":
         from ..methods.fast import load_net
 
@@ -130,18 +130,18 @@ def _load_gan(path: Path) -> nn.Module:
     return net
 
 
-def _arbitrary(path: Path, meta: dict[str, str], ns_iters: int) -> ExportModel:
+def _photoreal(path: Path, meta: dict[str, str], ns_iters: int) -> ExportModel:
     from ..features import FeatureExtractor
-    from ..methods.arbitrary import LEVELS, ArbitrarySettings, load_decoders
+    from ..methods.photoreal import LEVELS, PhotorealSettings, load_decoders
     from ..weights import shipped_path
 
     decoders = load_decoders(str(path) if path.parent != WEIGHTS_DIR else path.stem)
-    levels = ArbitrarySettings().levels  # the method's default levels, coarse to fine
+    levels = PhotorealSettings().levels  # the method's default levels, coarse to fine
     if any(lv not in decoders for lv in levels):
         raise WeightsError(f"{path.name} lacks a decoder for one of the levels {', '.join(levels)}.")
-    parts = ArbitraryParts(FeatureExtractor("lite0", [LEVELS[lv] for lv in levels]), decoders, levels, dict(LEVELS))
-    graph = ArbitraryGraph(parts, "newton-schulz", ns_iters).eval()
-    reference = ArbitraryGraph(parts, "eigh").eval()
+    parts = PhotorealParts(FeatureExtractor("lite0", [LEVELS[lv] for lv in levels]), decoders, levels, dict(LEVELS))
+    graph = PhotorealGraph(parts, "newton-schulz", ns_iters).eval()
+    reference = PhotorealGraph(parts, "eigh").eval()
     info = {**meta, "levels": json.dumps(list(levels)), "wct": f"Newton-Schulz, {ns_iters} iterations, float64"}
-    return ExportModel("arbitrary", path.stem, graph, reference, ("image", "style"),
+    return ExportModel("photoreal", path.stem, graph, reference, ("image", "style"),
                        (path, shipped_path("lite0")), info, _card(path))

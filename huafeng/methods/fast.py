@@ -233,13 +233,13 @@ class Palette(nn.Module):
         return torch.stack(outs)
 
     def _pow(self, c: Tensor, p: float) -> Tensor:
-        """c^p for p = ±1/2, in float64 (the arbitrary method's roots, or the export's Newton-Schulz)."""
+        """c^p for p = ±1/2, in float64 (the photoreal method's roots, or the export's Newton-Schulz)."""
         c = c.double() + self.EPS * torch.eye(3, dtype=torch.float64, device=c.device)
         if self.sqrt == "newton-schulz":
             from ..export.graphs import newton_schulz_sqrt
 
             return newton_schulz_sqrt(c, 40)[0 if p > 0 else 1].float()
-        from .arbitrary import sym_pow
+        from .photoreal import sym_pow
 
         return sym_pow(c, p, self.EPS).float()
 

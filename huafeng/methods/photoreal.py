@@ -1,9 +1,19 @@
-"""Arbitrary style in one pass: Universal Style Transfer (Li et al. 2017) on a frozen Lite0 encoder.
+"""Photorealistic transfer in one pass: a photo in the colours and tone of another picture, its detail kept.
 
-Decoders are trained for *reconstruction only* (``huafeng train arbitrary``), one per encoder level;
-at inference the whitening-colouring transform (WCT) gives the content features the style's
-covariance, coarse to fine (L4 → L1), each level decoding to an image that the next level re-encodes.
-Because nothing is trained on particular paintings, it works for any painting.
+Give it a photo and a second picture (a sunset, a film still, another photo; a painting works too) and
+the result is the photo with that picture's colours, contrast and tone, still a photo: its shapes, edges
+and fine detail stay its own, in the spirit of FastPhotoStyle and WCT2. This is the default
+method for a style picture without a trained network. For a *painting* look (brush strokes, the
+painting's textures) use the ``optimize`` method, or, once it ships, the painting network.
+
+How: Universal Style Transfer (Li et al. 2017) on a frozen Lite0 encoder. Decoders are trained for
+*reconstruction only* (``huafeng train photoreal``), one per encoder level; at inference the
+whitening-colouring transform (WCT) gives the content features the style's covariance, coarse to fine
+(L4 → L1), each level decoding to an image that the next level re-encodes. Nothing is trained on
+particular pictures, so any picture serves as the look source. Rendering at ``work_size`` with a
+luminance detail layer brings the photo's finest detail back at full size. The default levels (L3,
+L1) still carry some of the look source's texture (a soft smear on rocks and water, thin halos at
+strong edges); ``levels=("L1",)`` alone kept more of the photo in a trial here.
 
 Levels (post-ReLU6 outputs of Lite0): L1 = ``stem`` (stride 2, 32 ch), L2 = ``block1_expand``
 (stride 2, 96 ch), L3 = ``block3_expand`` (stride 4, 144 ch), L4 = ``block5_expand`` (stride 8, 240 ch).
@@ -127,17 +137,17 @@ def blend_stats(stats: list[tuple[Tensor, Tensor]], weights: list[float]) -> tup
 
 # ---------------------------------------------------------------------------------------- method
 @dataclass(frozen=True)
-class ArbitrarySettings:
-    """Settings of the arbitrary-style method; the CLI derives its defaults from these."""
+class PhotorealSettings:
+    """Settings of the photoreal method; the CLI derives its defaults from these."""
 
     size: int | None = None     # long side of the result in pixels; None keeps the photo's own size
     style_size: int = 512       # long side the painting is analysed at (x style_scale)
     style_scale: float = 1.0    # bigger: larger brush strokes
-    # Coarse to fine. Side by side (docs/arbitrary_levels.png) L3-L2-L1 and L3-L1 looked the same, and
+    # Coarse to fine. Side by side (docs/photoreal_levels.jpg) L3-L2-L1 and L3-L1 looked the same, and
     # L2 costs ~40% more time; L4 (stride 8) adds larger strokes but blots faces (its decoder is the
-    # least accurate: see weights/arbitrary.md), so it is opt-in.
+    # least accurate: see weights/photoreal.md), so it is opt-in.
     levels: tuple[str, ...] = ("L3", "L1")
-    weights: str = "arbitrary"  # shipped name, or a path to a .safetensors file from `huafeng train arbitrary`
+    weights: str = "photoreal"  # shipped name, or a path to a .safetensors file from `huafeng train photoreal`
     work_size: int = 512        # stylize at this long side, then restore the photo's fine detail at full
                                 # size (fast at any size); 0 renders at full size (tiled above ``tile``)
     detail: float = 1.0         # how much of the photo's fine detail is restored above ``work_size``
@@ -180,7 +190,7 @@ def restore_detail(small: Tensor, content: Tensor, detail: float = 1.0) -> Tenso
     return (up + detail * hf).clamp(0, 1)
 
 
-def load_decoders(ref: str = "arbitrary") -> dict[str, Decoder]:
+def load_decoders(ref: str = "photoreal") -> dict[str, Decoder]:
     """Decoders from a shipped name or a safetensors file (keys ``L1.inp.1.weight`` …)."""
     path = shipped_path(ref) if not ref.endswith(".safetensors") else ref
     tensors, _ = load_file(path)
@@ -193,20 +203,20 @@ def load_decoders(ref: str = "arbitrary") -> dict[str, Decoder]:
         try:
             d.load_state_dict(sub)
         except RuntimeError:
-            raise WeightsError(f"{path} does not hold huafeng arbitrary-style decoders for {level}.") from None
+            raise WeightsError(f"{path} does not hold huafeng photoreal decoders for {level}.") from None
         # channels-last: ~25% faster convolutions on a CPU (measured here), same numbers
         decoders[level] = d.eval().requires_grad_(False).to(memory_format=torch.channels_last)
     if not decoders:
-        raise WeightsError(f"{path} holds no arbitrary-style decoders.")
+        raise WeightsError(f"{path} holds no photoreal decoders.")
     return decoders
 
 
-class ArbitraryStylizer:
+class PhotorealStylizer:
     """Multi-level WCT with trained reconstruction decoders. ``stylize`` returns (1,3,H,W) in [0,1]."""
 
-    method = "arbitrary"
+    method = "photoreal"
 
-    def __init__(self, settings: ArbitrarySettings = ArbitrarySettings(), decoders: dict[str, Decoder] | None = None):
+    def __init__(self, settings: PhotorealSettings = PhotorealSettings(), decoders: dict[str, Decoder] | None = None):
         self.settings = settings
         self.decoders = decoders if decoders is not None else load_decoders(settings.weights)
         missing = [lv for lv in settings.levels if lv not in self.decoders]
@@ -267,8 +277,8 @@ class ArbitraryStylizer:
     def _onnx(self, x: Tensor, styles: list[Tensor], strength: float, masks) -> Tensor:
         """All levels in one onnxruntime call (huafeng.export: exported and checked on first use)."""
         s = self.settings
-        if len(styles) != 1 or masks is not None or strength < 1 or s.levels != ArbitrarySettings().levels:
-            raise SettingsError("the onnx backends of the arbitrary method take one painting at full strength, "
+        if len(styles) != 1 or masks is not None or strength < 1 or s.levels != PhotorealSettings().levels:
+            raise SettingsError("the onnx backends of the photoreal method take one painting at full strength, "
                                 "without a mask, at the default levels; use --backend torch for the rest.")
         from ..export import onnx_runner
 

@@ -27,7 +27,7 @@ from .jobs import Job, JobQueue, QueueFull, evict_oldest
 
 STATIC = Path(__file__).resolve().parent / "static"
 _ID = re.compile(r"^[0-9a-f]{32}$")
-SYNC_METHODS = ("arbitrary",)  # fast enough to answer within one request
+SYNC_METHODS = ("photoreal",)  # fast enough to answer within one request
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,7 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:
 
     @app.post("/v1/jobs", status_code=202)
     async def create_job(content: UploadFile = File(...), style: str | None = Form(None),
-                         style_file: UploadFile | None = File(None), method: str = Form("arbitrary"),
+                         style_file: UploadFile | None = File(None), method: str = Form("photoreal"),
                          strength: float = Form(1.0, ge=0, le=1), preserve_color: str = Form("none"),
                          size: int | None = Form(None)) -> dict:
         job = jobs.submit(await _params(content, style, style_file, method, strength, preserve_color, size))
@@ -229,15 +229,15 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:
 
     @app.post("/v1/video-jobs", status_code=202)
     async def create_video_job(video: UploadFile = File(...), style: str | None = Form(None),
-                               style_file: UploadFile | None = File(None), method: str = Form("arbitrary"),
+                               style_file: UploadFile | None = File(None), method: str = Form("photoreal"),
                                consistency: float = Form(0.7, ge=0, lt=1), size: int | None = Form(None)) -> dict:
         """Stylize a video (mp4, mov, mkv, webm) with temporal consistency; the audio is kept."""
         import tempfile
 
         from ..video import probe
 
-        if method not in ("arbitrary", "fast"):
-            raise SettingsError("video works with the arbitrary or fast method.")
+        if method not in ("photoreal", "fast"):
+            raise SettingsError("video works with the photoreal or fast method.")
         if size is not None and not 16 <= size <= config.max_size:
             raise SettingsError(f"size must be between 16 and {config.max_size}.")
         if method == "fast":
@@ -305,7 +305,7 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:
 
     @app.post("/v1/stylize")
     async def stylize(content: UploadFile = File(...), style: str | None = Form(None),
-                      style_file: UploadFile | None = File(None), method: str = Form("arbitrary"),
+                      style_file: UploadFile | None = File(None), method: str = Form("photoreal"),
                       strength: float = Form(1.0, ge=0, le=1), preserve_color: str = Form("none"),
                       size: int | None = Form(None)):
         """Synchronous stylization for fast methods; returns the PNG."""

@@ -1,6 +1,6 @@
 """``python -m huafeng.train WHAT ...`` is ``huafeng train WHAT ...``; torchrun launches it this way:
 
-    torchrun --nproc_per_node 2 -m huafeng.train arbitrary --steps 1000 --batch 8
+    torchrun --nproc_per_node 2 -m huafeng.train photoreal --steps 1000 --batch 8
 """
 import sys
 

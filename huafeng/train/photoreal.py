@@ -1,4 +1,4 @@
-"""Train the arbitrary-style decoders for reconstruction (Li et al. 2017): ``huafeng train arbitrary``.
+"""Train the photoreal method's decoders for reconstruction (Li et al. 2017): ``huafeng train photoreal``.
 
 Each level's decoder learns to invert the frozen Lite0 encoder at that level:
 
@@ -6,9 +6,9 @@ Each level's decoder learns to invert the frozen Lite0 encoder at that level:
 
 on random crops of photos, with a share of augmented painting crops so the decoders also render
 painterly textures. Reconstruction converges far faster than training with a style loss, and works
-for any painting by construction (the style enters only through WCT at inference).
+for any style picture by construction (the style enters only through WCT at inference).
 
-Under torchrun (``torchrun --nproc_per_node N -m huafeng.train arbitrary ...`` or ``--nproc N``) each
+Under torchrun (``torchrun --nproc_per_node N -m huafeng.train photoreal ...`` or ``--nproc N``) each
 process takes an equal shard of the same global batch and DistributedDataParallel averages the
 gradients, so N processes follow the single-process loss curve (see :mod:`huafeng.train.distributed`).
 """
@@ -25,21 +25,21 @@ import torch.nn.functional as F
 from .. import controls as ctl
 from ..errors import SettingsError
 from ..features import FeatureExtractor
-from ..methods.arbitrary import LEVELS, Decoder
+from ..methods.photoreal import LEVELS, Decoder
 from ..weights import save_file
 from . import distributed
 from .common import Clock, ImageBank, list_images, load_checkpoint, plot_curves, save_checkpoint, write_json
 
-# Paintings kept out of training, so the contact sheet can show unseen ones (docs/arbitrary_sheet.png).
+# Paintings kept out of training, so the contact sheet can show unseen ones (docs/photoreal_sheet.jpg).
 HELD_OUT_STYLES = ("picabia_udnie.jpg", "kandinsky_composition_vii.jpg", "munch_the_scream.jpg",
                    "monet_water_lilies_1919.jpg", "toulouse_lautrec_in_bed.png")
 
 
 @dataclass(frozen=True)
-class ArbitraryTrainSettings:
+class PhotorealTrainSettings:
     content_dir: str
     style_dir: str
-    out: str = "runs/arbitrary"
+    out: str = "runs/photoreal"
     levels: tuple[str, ...] = ("L1", "L2", "L3", "L4")
     steps: int = 100_000
     minutes: float | None = None      # stop after this much training time (resumes count what was spent)
@@ -75,14 +75,14 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return 10 * math.log10(1 / max(mse, 1e-12))
 
 
-def _lr(s: ArbitraryTrainSettings, step: int) -> float:
+def _lr(s: PhotorealTrainSettings, step: int) -> float:
     """Constant, then (with ``decay_from``) a cosine decay to zero at ``s.steps``."""
     if s.decay_from is None or step < s.decay_from:
         return s.lr
     return s.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - s.decay_from) / max(s.steps - s.decay_from, 1))))
 
 
-def train_arbitrary(s: ArbitraryTrainSettings, progress: ctl.ProgressFn | None = None) -> dict:
+def train_photoreal(s: PhotorealTrainSettings, progress: ctl.ProgressFn | None = None) -> dict:
     """Train (or resume) the decoders; returns a summary. Writes into ``s.out`` (rank 0 only):
 
     ``checkpoint.safetensors`` (resumable), ``decoders.safetensors`` (for ``--weights``), ``log.json``,
@@ -92,7 +92,7 @@ def train_arbitrary(s: ArbitraryTrainSettings, progress: ctl.ProgressFn | None =
         return _train(s, d, progress if d.main else None)
 
 
-def _train(s: ArbitraryTrainSettings, d: distributed.Dist, progress: ctl.ProgressFn | None) -> dict:
+def _train(s: PhotorealTrainSettings, d: distributed.Dist, progress: ctl.ProgressFn | None) -> dict:
     out = Path(s.out)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(s.seed)
@@ -125,7 +125,7 @@ def _train(s: ArbitraryTrainSettings, d: distributed.Dist, progress: ctl.Progres
             return
         model = {f"{lv}.{k}": v for lv, dec in decoders.items() for k, v in dec.state_dict().items()}
         save_checkpoint(ckpt, model, opt, state.step, asdict(s), {"spent": clock.spent, "log": state.log})
-        meta = {"arch": "huafeng-arbitrary-wct-lite0", "levels": ",".join(s.levels), "steps": state.step,
+        meta = {"arch": "huafeng-photoreal-wct-lite0", "levels": ",".join(s.levels), "steps": state.step,
                 "minutes": round(clock.spent / 60, 1), "last_eval": state.log[-1] if state.log else {}}
         save_file(model, out / "decoders.safetensors", meta)
         write_json(out / "log.json", {"settings": asdict(s), "log": state.log})
@@ -167,17 +167,17 @@ def _train(s: ArbitraryTrainSettings, d: distributed.Dist, progress: ctl.Progres
                     row[f"{lv}_psnr"] = round(psnr(dec(ef[LEVELS[lv]], tuple(ev.shape[-2:])), ev), 2)
         state.log.append(row)
         if progress:
-            progress(ctl.Progress("train arbitrary", state.step, s.steps,
+            progress(ctl.Progress("train photoreal", state.step, s.steps,
                                   sum(row[f"{lv}_pix"] + s.feature_weight * row[f"{lv}_feat"] for lv in s.levels)))
         if state.step % s.checkpoint_every == 0:
             checkpoint()
             if d.main:
                 keys = [f"{lv}_pix" for lv in s.levels]
-                plot_curves(state.log, out / "curves.png", keys, title="arbitrary decoders: L1 reconstruction loss")
+                plot_curves(state.log, out / "curves.png", keys, title="photoreal decoders: L1 reconstruction loss")
     checkpoint()
     if d.main:
         keys = [f"{lv}_pix" for lv in s.levels]
-        plot_curves(state.log, out / "curves.png", keys, title="arbitrary decoders: L1 reconstruction loss")
+        plot_curves(state.log, out / "curves.png", keys, title="photoreal decoders: L1 reconstruction loss")
     evals = [r for r in state.log if any(k.endswith("_psnr") for k in r)]
     return {"steps": state.step, "minutes": round(clock.spent / 60, 1), "last_eval": evals[-1] if evals else {},
             "out": str(out)}
