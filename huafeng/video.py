@@ -35,6 +35,9 @@ Tensor = torch.Tensor
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 
 
+# one pass per frame: the methods a video can use (optimize is minutes per frame; gan has its own sizes)
+VIDEO_METHODS = ("fast", "photoreal", "arbitrary")
+
 @dataclass(frozen=True)
 class VideoSettings:
     consistency: float = 0.7    # k above; 0 stylizes frame by frame

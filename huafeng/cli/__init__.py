@@ -23,7 +23,7 @@ _SETTING_FLAGS = {
     "style_scale": (float, "size of the style image relative to the result (bigger: larger brush strokes)"),
     "style_size": (int, "long side the painting is analysed at, before --style-scale"),
     "tile": (int, "pictures larger than this are processed in overlapping tiles (bounded memory)"),
-    "work_size": (int, "photoreal: stylize at this long side, then restore the photo's fine detail at full size "
+    "work_size": (int, "photoreal, arbitrary: stylize at this long side, then bring the result to full size "
                        "(0: render at full size, tiled)"),
     "detail": (float, "photoreal: how much of the photo's fine detail comes back above --work-size"),
     "optimizer": (str, "lbfgs or adam"),
@@ -98,6 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--decay-from", type=int, help="cosine learning-rate decay from this step to 0 at --steps")
     a.add_argument("--threads", type=int, help="CPU threads (default: all)")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ar = tsub.add_parser("arbitrary", help="the arbitrary method's painting network (style-loss training)")
+    ar.add_argument("--content", help="folder of photos (default: $HUAFENG_DATA/content or ../shared/data/content)")
+    ar.add_argument("--styles", nargs="+", help="folders of paintings (default: $HUAFENG_DATA/styles and "
+                    "styles_more, or the same under ../shared/data)")
+    ar.add_argument("--out", default="runs/arbitrary", help="run folder: checkpoint, log, curves, samples "
+                    "(default: runs/arbitrary)")
+    ar.add_argument("--minutes", type=float, help="stop after this many minutes of training in all")
+    ar.add_argument("--steps", type=int, help="stop at this step (default: 30000)")
+    ar.add_argument("--batch", type=int, help="crops per step (default: 8)")
+    ar.add_argument("--crop", type=int, help="crop side in pixels, a multiple of 8 (default: 128)")
+    ar.add_argument("--threads", type=int, help="CPU threads (default: all)")
+    ar.add_argument("-q", "--quiet", action="store_true", help="no per-step lines")
     st = tsub.add_parser("style", help="a fast per-style network for one painting")
     st.add_argument("painting", help="the painting (an image file, or a bundled style name)")
     st.add_argument("--content", help="folder of photos (default: $HUAFENG_DATA/content or ../shared/data/content)")

@@ -107,7 +107,8 @@ def _train(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) > 0:  # under torchrun, rank 0 alone reports
         args.quiet = True
         sys.stdout = open(os.devnull, "w")
-    return {"photoreal": _train_photoreal, "style": _train_style, "gan": _train_gan}[args.what](args)
+    trainers = {"photoreal": _train_photoreal, "arbitrary": _train_arbitrary, "style": _train_style, "gan": _train_gan}
+    return trainers[args.what](args)
 
 
 def _train_photoreal(args: argparse.Namespace) -> int:
@@ -120,6 +121,24 @@ def _train_photoreal(args: argparse.Namespace) -> int:
         summary = train_photoreal(settings, progress=bar.update)
     print(f"{summary['out']}: {summary['steps']} steps, {summary['minutes']} min; last check: "
           + ", ".join(f"{k} {v}" for k, v in summary["last_eval"].items() if k.endswith("psnr")) + " dB")
+    return 0
+
+
+def _train_arbitrary(args: argparse.Namespace) -> int:
+    from ..train.paint import PaintTrainSettings, train_paint
+
+    styles = args.styles
+    if not styles:
+        styles = [_data_dir(None, "styles")]
+        more = Path(styles[0]).with_name("styles_more")
+        styles += [str(more)] if more.is_dir() else []
+    opts = {k: getattr(args, k) for k in ("minutes", "steps", "batch", "crop") if getattr(args, k) is not None}
+    settings = PaintTrainSettings(content_dir=_data_dir(args.content, "content"), style_dirs=tuple(styles),
+                                  out=args.out, **opts)
+    summary = train_paint(settings, log=(lambda *a, **k: None) if args.quiet else print)
+    ev = summary["last_eval"]
+    print(f"{summary['out']}: {summary['steps']} steps, {summary['minutes']} min; held-out check: "
+          + ", ".join(f"{k} {ev[k]}" for k in ("eval_content", "eval_ms", "eval_gram") if k in ev))
     return 0
 
 
@@ -239,13 +258,13 @@ def _video(args: argparse.Namespace) -> int:
     from .. import controls as ctl
     from ..api import load_styles, style_refs
     from ..methods import auto_method, get_stylizer, make_settings
-    from ..video import VideoSettings, stylize_video
+    from ..video import VIDEO_METHODS, VideoSettings, stylize_video
 
     method = args.method
     if method == "auto":
         method = "fast" if auto_method(args.style) == "fast" else "photoreal"
-    if method not in ("fast", "photoreal"):
-        raise SettingsError(f"video works with the fast or photoreal method, not {method!r}.")
+    if method not in VIDEO_METHODS:
+        raise SettingsError(f"video works with the {', '.join(VIDEO_METHODS)} methods, not {method!r}.")
     opts = {k: v for k, v in (("size", args.size), ("weights", args.weights), ("backend", args.backend))
             if v is not None}
     stylizer = get_stylizer(method, make_settings(method, **opts))

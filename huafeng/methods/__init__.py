@@ -8,6 +8,7 @@ from dataclasses import fields
 from typing import Any
 
 from ..errors import SettingsError
+from .arbitrary import ArbitrarySettings, ArbitraryStylizer
 from .fast import FastSettings, FastStylizer
 from .gan import GanSettings, GanStylizer
 from .optimize import OptimizeSettings, OptimizeStylizer
@@ -16,6 +17,7 @@ from .photoreal import PhotorealSettings, PhotorealStylizer
 METHODS: dict[str, tuple[type, type]] = {
     "optimize": (OptimizeSettings, OptimizeStylizer),
     "photoreal": (PhotorealSettings, PhotorealStylizer),
+    "arbitrary": (ArbitrarySettings, ArbitraryStylizer),
     "fast": (FastSettings, FastStylizer),
     "gan": (GanSettings, GanStylizer),
 }

@@ -8,7 +8,10 @@ One pass, any painting (Huang & Belongie 2017, AdaIN, with a decoder trained for
 3. AdaIN gives those features the painting's per-channel mean and standard deviation;
 4. a decoder (a warm start from the photoreal method's L4 reconstruction decoder, plus a residual
    block that starts at zero) paints the result, trained with a VGG16 style loss the encoder never
-   sees (``huafeng train arbitrary``, :mod:`huafeng.train.paint`).
+   sees (``huafeng train arbitrary``, :mod:`huafeng.train.paint`);
+5. the result is mapped onto the painting's palette (:func:`palette_map`): the stride-8 decoder
+   alone started from a washed-out blue-brown whatever the painting (measured here at step 0),
+   and its colours then had to be learnt painting by painting.
 
 The painting's statistics are computed once per painting (:func:`painting_stats`); the content's
 AdaIN statistics may be passed in, computed over the whole picture, so tiles agree (exact tiling).
@@ -122,17 +125,43 @@ class PaintNet(nn.Module):
         return mean_std(self.encode(recoloured))
 
     def forward(self, photo: Tensor, st: PaintingStats, recoloured: Tensor | None = None,
-                content_stats: tuple[Tensor, Tensor] | None = None, alpha: float = 1.0) -> Tensor:
+                content_stats: tuple[Tensor, Tensor] | None = None, alpha: float = 1.0,
+                palette: bool = True) -> Tensor:
         """Paint ``photo``. ``recoloured`` (the photo already recoloured, e.g. for the whole picture)
         and ``content_stats`` (the AdaIN statistics of the whole picture) may be given, for tiles;
-        ``alpha`` blends the features towards the photo's own (strength)."""
+        ``alpha`` blends the features towards the photo's own; ``palette=False`` leaves out the final
+        palette map (tiles: it is applied once to the assembled picture)."""
         x = recoloured if recoloured is not None else self.recolour(photo, st)
         f = self.encode(x)
         mc, sc = content_stats if content_stats is not None else mean_std(f)
         t = (f - mc) / sc * st.feat_std + st.feat_mean
         if alpha < 1:
             t = alpha * t + (1 - alpha) * f
-        return self.decoder(t)
+        y = self.decoder(t)
+        return palette_map(y, st) if palette else y
+
+
+def palette_map(y: Tensor, st: PaintingStats, eps: float = 1e-5, floor: float = 1e-3) -> Tensor:
+    r"""Give the painted picture the painting's palette exactly: the linear colour map of
+    :func:`huafeng.controls.recolour`, with the map computed from ``y`` without gradient (stable on
+    near-grey pictures) and applied with it, so training sees, and learns through, the final colours.
+    The picture's colour variances are floored at ``floor`` (a standard deviation of 0.03): a flat
+    picture is not blown up into noise (unfloored, the gain reached 300 and training collapsed).
+
+    .. math:: y' = \operatorname{clamp}\big(T\,(y - \mu_y) + \mu_p\big), \quad
+              T = \Sigma_p^{1/2}\Sigma_y^{-1/2} \text{ (held constant)}
+    """
+    with torch.no_grad():
+        mu_y, cov_y = ctl.pixel_stats(y, eps)
+        e, v = torch.linalg.eigh(cov_y)
+        inv = v @ torch.diag_embed(e.clamp_min(floor).rsqrt()) @ v.transpose(1, 2)
+        e, v = torch.linalg.eigh(st.palette_cov.double())
+        root = v @ torch.diag_embed(e.clamp_min(eps).sqrt()) @ v.transpose(1, 2)
+        t = (root @ inv).to(y.dtype)
+        shift = (st.palette_mean.double() - (root @ inv) @ mu_y).to(y.dtype)
+    b, c, h, w = y.shape
+    out = torch.baddbmm(shift, t, y.reshape(b, c, h * w))
+    return out.reshape(b, c, h, w).clamp(0, 1)
 
 
 def pad_to_lattice(x: Tensor, margin: int = 0) -> tuple[Tensor, tuple[int, int, int, int]]:

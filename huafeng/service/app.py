@@ -234,10 +234,10 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:
         """Stylize a video (mp4, mov, mkv, webm) with temporal consistency; the audio is kept."""
         import tempfile
 
-        from ..video import probe
+        from ..video import VIDEO_METHODS, probe
 
-        if method not in ("photoreal", "fast"):
-            raise SettingsError("video works with the photoreal or fast method.")
+        if method not in VIDEO_METHODS:
+            raise SettingsError(f"video works with the {', '.join(VIDEO_METHODS)} methods.")
         if size is not None and not 16 <= size <= config.max_size:
             raise SettingsError(f"size must be between 16 and {config.max_size}.")
         if method == "fast":

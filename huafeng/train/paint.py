@@ -74,6 +74,8 @@ class PaintTrainSettings:
     grid_weight: float = 100.0
     init: str = "photoreal"            # warm start: the L4 decoder of this shipped name or file ("" = none)
     eval_photos: int = 8
+    eval_photo_size: int = 256         # the held-out check: photos at this long side, paintings at eval_style_size
+    eval_style_size: int = 512
     eval_every: int = 500
     checkpoint_every: int = 200
     threads: int = 0                   # torch threads (0: leave as is)
@@ -239,7 +241,9 @@ def train_paint(s: PaintTrainSettings, log=print) -> dict:
     clock = Clock(state.spent)
     from .paint_eval import PaintEval  # the held-out check and the samples sheet
 
-    evaluator = PaintEval(eval_files, [p for p in held_p if p.name in SHEET_STYLES][:4] or held_p[:4], net, vgg)
+    # the check's paintings: held-out ones (the sheet's first); a tiny set with none held out uses its own
+    eval_p = ([p for p in held_p if p.name in SHEET_STYLES] + [p for p in held_p if p.name not in SHEET_STYLES])[:4]
+    evaluator = PaintEval(eval_files, eval_p or train_p[:4], net, vgg, s.eval_photo_size, s.eval_style_size)
 
     def checkpoint() -> None:
         model = {k: v.detach().clone() for k, v in net.decoder.state_dict().items()}
