@@ -1,6 +1,9 @@
 """The arbitrary-style painting network's main run (train_runs/paint), resumable: run it again to continue.
 
-    python tools/paint_run.py [--threads 2] [--minutes M] [--steps N]
+    python tools/paint_run.py [--threads 2] [--minutes M] [--steps N] [--device cuda --data gpu_data]
+
+``--data`` is a folder holding content/ and styles*/ (default: ../shared/data; tools/pack_paint_data.py
+writes a small one for a GPU machine, see tools/gpu_paint.sh).
 """
 from __future__ import annotations
 
@@ -19,7 +22,11 @@ if __name__ == "__main__":
     ap.add_argument("--steps", type=int, default=PaintTrainSettings.steps)
     ap.add_argument("--init", default="photoreal")
     ap.add_argument("--out", default=str(ROOT / "train_runs" / "paint"))
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--data", default=str(DATA))
     a = ap.parse_args()
-    s = PaintTrainSettings(content_dir=str(DATA / "content"), style_dirs=(str(DATA / "styles"), str(DATA / "styles_more")),
-                           out=a.out, steps=a.steps, minutes=a.minutes, threads=a.threads, init=a.init)
+    data = Path(a.data)
+    styles = tuple(str(p) for p in sorted(data.glob("styles*")) if p.is_dir())
+    s = PaintTrainSettings(content_dir=str(data / "content"), style_dirs=styles, out=a.out, steps=a.steps,
+                           minutes=a.minutes, threads=a.threads, init=a.init, device=a.device)
     print(train_paint(s))

@@ -79,6 +79,7 @@ class PaintTrainSettings:
     eval_every: int = 500
     checkpoint_every: int = 200
     threads: int = 0                   # torch threads (0: leave as is)
+    device: str = "cpu"                # "cuda" on a GPU (tools/gpu_paint.sh); checkpoints are device-free
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -117,7 +118,7 @@ class StyleBank:
     """Per (painting, size): VGG16 statistics, Lite0 AdaIN statistics and the palette, cached on disk."""
 
     def __init__(self, files: list[Path], sizes: tuple[int, ...], net: PaintNet, vgg: FeatureExtractor,
-                 cache: Path, log=print) -> None:
+                 cache: Path, log=print, device: torch.device = torch.device("cpu")) -> None:
         keys = [f"{p.name}@{z}" for p in files for z in sizes]
         stored: dict[str, Tensor] = {}
         if cache.exists():
@@ -130,19 +131,19 @@ class StyleBank:
             for i, p in enumerate(files):
                 img, _ = read_image(p)
                 for z in sizes:
-                    x = resize_long_side(img, z)
+                    x = resize_long_side(img, z).to(device)
                     with torch.no_grad():
                         st = net.painting_stats(x)
                         v = vgg_stats(vgg, x)
                     v.update({"palette_mean": st.palette_mean, "palette_cov": st.palette_cov,
                               "feat_mean": st.feat_mean.flatten(1), "feat_std": st.feat_std.flatten(1)})
                     for k, t in v.items():
-                        rows.setdefault(k, []).append(t[0])
+                        rows.setdefault(k, []).append(t[0].cpu())
                 if (i + 1) % 20 == 0 or i + 1 == len(files):
                     log(f"style bank: {i + 1}/{len(files)} paintings ({time.time() - t0:.0f} s)", flush=True)
             stored = {k: torch.stack(v).contiguous() for k, v in rows.items()}
             save_file(stored, cache, {"keys": "|".join(keys)})
-        self.keys, self.t = keys, stored
+        self.keys, self.t = keys, {k: v.to(device) for k, v in stored.items()}
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -225,7 +226,9 @@ def train_paint(s: PaintTrainSettings, log=print) -> dict:
     vgg = FeatureExtractor("vgg16", STYLE_LAYERS)
     content = ImageBank(train_files, 512)
     log(f"{len(content)} photos, {len(train_p)} paintings ({len(held_p)} held out), sizes {s.style_sizes}", flush=True)
-    bank = StyleBank(train_p, s.style_sizes, net, vgg, out / "style_bank.safetensors", log)
+    dev = torch.device(s.device)
+    net.decoder.to(dev)
+    bank = StyleBank(train_p, s.style_sizes, net, vgg, out / "style_bank.safetensors", log, dev)
     opt = torch.optim.Adam(net.decoder.parameters(), lr=s.lr)
     state = _State()
     ckpt = out / "checkpoint.safetensors"
@@ -243,10 +246,10 @@ def train_paint(s: PaintTrainSettings, log=print) -> dict:
 
     # the check's paintings: held-out ones (the sheet's first); a tiny set with none held out uses its own
     eval_p = ([p for p in held_p if p.name in SHEET_STYLES] + [p for p in held_p if p.name not in SHEET_STYLES])[:4]
-    evaluator = PaintEval(eval_files, eval_p or train_p[:4], net, vgg, s.eval_photo_size, s.eval_style_size)
+    evaluator = PaintEval(eval_files, eval_p or train_p[:4], net, vgg, s.eval_photo_size, s.eval_style_size, dev)
 
     def checkpoint() -> None:
-        model = {k: v.detach().clone() for k, v in net.decoder.state_dict().items()}
+        model = {k: v.detach().cpu().clone() for k, v in net.decoder.state_dict().items()}
         save_checkpoint(ckpt, model, opt, state.step, asdict(s), {"spent": clock.spent, "log": state.log})
         meta = {"arch": ARCH, "steps": state.step, "minutes": round(clock.spent / 60, 1),
                 "held_out": ",".join(p.name for p in held_p)}
@@ -260,7 +263,7 @@ def train_paint(s: PaintTrainSettings, log=print) -> dict:
         net.decoder.train()
         for g in opt.param_groups:
             g["lr"] = _lr(s, state.step)
-        x = content.crops(s.batch, s.crop, rng, scale=(0.3, 0.9))
+        x = content.crops(s.batch, s.crop, rng, scale=(0.3, 0.9)).to(dev)
         idx = [rng.randrange(len(bank)) for _ in range(s.batch)]
         st = bank.painting(idx)
         with torch.no_grad():

@@ -20,16 +20,16 @@ Tensor = torch.Tensor
 
 class PaintEval:
     def __init__(self, photos: list[Path], paintings: list[Path], net: PaintNet, vgg: FeatureExtractor,
-                 photo_size: int = 256, style_size: int = 512) -> None:
+                 photo_size: int = 256, style_size: int = 512, device: torch.device = torch.device("cpu")) -> None:
         from .paint import vgg_stats
 
         self.net, self.vgg = net, vgg
-        self.photos = [pad_to_lattice(resize_long_side(read_image(p)[0], photo_size)) for p in photos]
+        self.photos = [pad_to_lattice(resize_long_side(read_image(p)[0], photo_size).to(device)) for p in photos]
         self.names = [p.stem[:18] for p in paintings]
         self.paintings = []
         with torch.no_grad():
             for p in paintings:
-                img = resize_long_side(read_image(p)[0], style_size)
+                img = resize_long_side(read_image(p)[0], style_size).to(device)
                 self.paintings.append((img, net.painting_stats(img), vgg_stats(vgg, img)))
 
     @torch.no_grad()
@@ -38,15 +38,15 @@ class PaintEval:
 
         self.net.decoder.eval()
         sums: dict[str, float] = {}
-        grid: list[list[Tensor | None]] = [[None] + [img for img, _, _ in self.paintings]]
+        grid: list[list[Tensor | None]] = [[None] + [img.cpu() for img, _, _ in self.paintings]]
         for i, (x, pads) in enumerate(self.photos):
-            row: list[Tensor | None] = [unpad(x, pads)]
+            row: list[Tensor | None] = [unpad(x, pads).cpu()]
             for _, st, target in self.paintings:
                 xr = self.net.recolour(x, st)
                 y = self.net(x, st, recoloured=xr)
                 for k, v in paint_losses(self.vgg, y, xr, target).items():
                     sums[k] = sums.get(k, 0.0) + v.item()
-                row.append(unpad(y, pads))
+                row.append(unpad(y, pads).cpu())
             if i < 4:
                 grid.append(row)
         n = len(self.photos) * len(self.paintings)
