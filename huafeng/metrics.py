@@ -267,6 +267,57 @@ def warping_error(prev_out: Tensor, cur_out: Tensor, flow: Tensor, mask: Tensor 
     return ((m * sq).sum() / (m.sum() + 1e-8)).item()
 
 
+# ------------------------------------------------------------------------- fixed-period patterns
+def _log_spectrum(img: Tensor, n: int) -> Tensor:
+    """dB power spectrum (n, n), DC centred, of the high-pass luminance of a centre n×n crop."""
+    y = _luma(img)[0, 0].double()
+    h, w = y.shape
+    if min(h, w) < n:
+        raise SettingsError(f"the periodic score needs pictures of at least {n}x{n} px, got {w}x{h}.")
+    t, left = (h - n) // 2, (w - n) // 2
+    g = y[t:t + n, left:left + n]
+    blur = F.avg_pool2d(F.pad(g[None, None], (2, 2, 2, 2), mode="reflect"), 5, 1)[0, 0]  # 5×5 box
+    win = torch.hann_window(n, periodic=False, dtype=torch.float64)
+    p = torch.fft.fftshift(torch.fft.fft2((g - blur) * torch.outer(win, win))).abs().pow(2)
+    return 10 * torch.log10(p + 1e-12)
+
+
+def _median9(m: Tensor) -> Tensor:
+    """9×9 running median (reflected borders) of a 2-D map."""
+    x = F.pad(m[None, None], (4, 4, 4, 4), mode="reflect")
+    return x.unfold(2, 9, 1).unfold(3, 9, 1).reshape(*m.shape, 81).median(-1).values
+
+
+@torch.no_grad()
+def periodic_score(images: list[Tensor], crop: int = 256) -> tuple[float, float, float]:
+    r"""How strongly a stylizer adds one fixed-period pattern (grid, hatching, checkerboard) to every picture.
+
+    For each picture: luminance, a centre crop of ``crop``² at its own pixel scale (never resized), minus a
+    5×5 box blur, Hann-windowed, its power spectrum in dB; the spectra of all pictures are averaged, so
+    texture that varies from picture to picture averages out and a pattern at the same frequency in every
+    picture stays. The score is the largest excess over the local (9×9) median in the mid/high-frequency
+    band (0.15 < radius < 0.98 of Nyquist):
+
+    .. math:: S = \max_{f\in	ext{band}}ig(ar P(f) - \operatorname{med}_{9	imes9}ar P(f)ig)\ 	ext{dB}
+
+    Returns ``(score_db, period_px, angle_deg)`` of that peak. Compare sets of equal size (8 or more):
+    the score falls as more pictures are averaged. Seen here at 512 px: photos alone ~6 dB, a clean
+    stylizer ~8 dB, a 4-px grid or a 2-px checkerboard 17–25 dB (the same idea as ``../shared/tools/periodic.py``).
+    """
+    if not images:
+        raise SettingsError("the periodic score needs at least one picture.")
+    m = torch.stack([_log_spectrum(im, crop) for im in images]).mean(0)
+    n = m.shape[0]
+    yy, xx = torch.meshgrid(torch.arange(n) - n // 2, torch.arange(n) - n // 2, indexing="ij")
+    rad = torch.hypot(yy.double(), xx.double()) / (n / 2)
+    excess = torch.where((rad > 0.15) & (rad < 0.98), m - _median9(m), torch.tensor(float("-inf"), dtype=m.dtype))
+    i = int(excess.argmax())
+    y, x = divmod(i, n)
+    fy, fx = (y - n // 2) / n, (x - n // 2) / n
+    return float(excess[y, x]), 1 / max((fy * fy + fx * fx) ** 0.5, 1e-9), float(torch.atan2(torch.tensor(fy),
+                                                                                        torch.tensor(fx)).rad2deg())
+
+
 class Measure:
     """Context manager measuring wall time and peak resident memory of its block.
 
