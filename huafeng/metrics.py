@@ -302,7 +302,7 @@ def periodic_score(images: list[Tensor], crop: int = 256) -> tuple[float, float,
 
     Returns ``(score_db, period_px, angle_deg)`` of that peak. Compare sets of equal size (8 or more):
     the score falls as more pictures are averaged. Seen here at 512 px: photos alone ~6 dB, a clean
-    stylizer ~8 dB, a 4-px grid or a 2-px checkerboard 17–25 dB (the same idea as ``../shared/tools/periodic.py``).
+    stylizer ~8 dB, a 4-px grid or a 2-px checkerboard 17–25 dB (the same idea as the project's shared ``tools/periodic.py``).
     """
     if not images:
         raise SettingsError("the periodic score needs at least one picture.")

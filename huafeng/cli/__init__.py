@@ -88,8 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a network (resumable: rerun the same command to continue)")
     tsub = t.add_subparsers(dest="what", metavar="WHAT", required=True)
     a = tsub.add_parser("photoreal", help="the photoreal method's decoders (reconstruction training)")
-    a.add_argument("--content", help="folder of photos (default: $HUAFENG_DATA/content or ../shared/data/content)")
-    a.add_argument("--styles", help="folder of paintings (default: $HUAFENG_DATA/styles or ../shared/data/styles)")
+    a.add_argument("--content", help="folder of photos (default: $HUAFENG_DATA/content, else the 24 "
+                   "Kodak photos shipped in the package)")
+    a.add_argument("--styles", help="folder of paintings (default: $HUAFENG_DATA/styles, else the "
+                   "bundled paintings)")
     a.add_argument("--out", default="runs/photoreal", help="run folder: checkpoint, log, curves (default: runs/photoreal)")
     a.add_argument("--minutes", type=float, help="stop after this many minutes of training in all")
     a.add_argument("--steps", type=int, help="stop at this step (default: 100000)")
@@ -99,9 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--threads", type=int, help="CPU threads (default: all)")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ar = tsub.add_parser("arbitrary", help="the arbitrary method's painting network (style-loss training)")
-    ar.add_argument("--content", help="folder of photos (default: $HUAFENG_DATA/content or ../shared/data/content)")
+    ar.add_argument("--content", help="folder of photos (default: $HUAFENG_DATA/content, else the 24 "
+                   "Kodak photos shipped in the package)")
     ar.add_argument("--styles", nargs="+", help="folders of paintings (default: $HUAFENG_DATA/styles and "
-                    "styles_more, or the same under ../shared/data)")
+                    "styles_more, else the bundled paintings)")
     ar.add_argument("--out", default="runs/arbitrary", help="run folder: checkpoint, log, curves, samples "
                     "(default: runs/arbitrary)")
     ar.add_argument("--minutes", type=float, help="stop after this many minutes of training in all")
@@ -112,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     ar.add_argument("-q", "--quiet", action="store_true", help="no per-step lines")
     st = tsub.add_parser("style", help="a fast per-style network for one painting")
     st.add_argument("painting", help="the painting (an image file, or a bundled style name)")
-    st.add_argument("--content", help="folder of photos (default: $HUAFENG_DATA/content or ../shared/data/content)")
+    st.add_argument("--content", help="folder of photos (default: $HUAFENG_DATA/content, else the 24 "
+                   "Kodak photos shipped in the package)")
     st.add_argument("--out", help="run folder (default: runs/style-NAME)")
     st.add_argument("--name", help="the network's name (default: the painting's file name)")
     st.add_argument("--minutes", type=float, help="training time budget; the held-out evaluation comes on top "
@@ -152,8 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="methods x photos x styles grid: metrics, contact sheets, HTML report")
     e.add_argument("--methods", help="comma-separated methods (default: every installed method)")
-    e.add_argument("--content", help="folder of photos (default: $HUAFENG_DATA/content or ../shared/data/content)")
-    e.add_argument("--styles", help="folder of paintings (default: $HUAFENG_DATA/styles or ../shared/data/styles)")
+    e.add_argument("--content", help="folder of photos (default: $HUAFENG_DATA/content, else the 24 "
+                   "Kodak photos shipped in the package)")
+    e.add_argument("--styles", help="folder of paintings (default: $HUAFENG_DATA/styles, else the "
+                   "bundled paintings)")
     e.add_argument("-o", "--output", default="report", help="report folder (default: report); reruns resume")
     e.add_argument("--n-photos", type=int, default=6, help="photos drawn from the folder (default: 6)")
     e.add_argument("--n-styles", type=int, default=6, help="paintings drawn from the folder (default: 6)")

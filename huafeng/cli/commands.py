@@ -47,17 +47,12 @@ def _outputs(contents: list[Path], output: str | None) -> list[Path]:
 def _stylize(args: argparse.Namespace) -> int:
     from ..api import stylize_image
     from ..image import save_image
-    from ..methods import METHODS
+    from ..methods import choose_method
     from ..styles import resolve_content
 
-    if args.method == "auto":
-        from ..methods import auto_method
-
-        args.method = "gan" if args.model and not args.style else auto_method(args.style or [])
+    args.method = choose_method(args.method, args.style or [], model=args.model)
     if not args.style and args.method != "gan":
         raise SettingsError("no style given; pass --style NAME_OR_FILE (or --method gan --model NAME_OR_FILE).")
-    if args.method not in METHODS:
-        raise SettingsError(f"unknown method {args.method!r}; choose one of: {', '.join(METHODS)}.")
     settings = {k: getattr(args, k) for k in _SETTING_FLAGS if getattr(args, k) is not None}
     contents = [resolve_content(c) for c in args.content]
     outputs = _outputs(contents, args.output)
@@ -89,10 +84,13 @@ def _data_dir(given: str | None, sub: str) -> str:
 
     if given:
         return given
-    for root in [os.environ.get("HUAFENG_DATA"), "../shared/data", "../../shared/data"]:
-        if root and Path(root, sub).is_dir():
+    root = os.environ.get("HUAFENG_DATA")
+    if root:
+        if Path(root, sub).is_dir():
             return str(Path(root, sub))
-    raise SettingsError(f"no {sub} folder given; pass --{sub} DIR (or set HUAFENG_DATA to a folder holding {sub}/).")
+        raise SettingsError(f"HUAFENG_DATA={root} holds no {sub}/ folder; pass --{sub} DIR or fix HUAFENG_DATA.")
+    # what ships inside the package: the Kodak 24 photos (512 px) and the bundled sample paintings
+    return str(Path(__file__).resolve().parents[1] / "assets" / ("train_photos" if sub == "content" else "styles"))
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -130,7 +128,7 @@ def _train_arbitrary(args: argparse.Namespace) -> int:
     styles = args.styles
     if not styles:
         styles = [_data_dir(None, "styles")]
-        more = Path(styles[0]).with_name("styles_more")
+        more = Path(styles[0]).with_name("styles_more")  # $HUAFENG_DATA/styles_more, when there is one
         styles += [str(more)] if more.is_dir() else []
     opts = {k: getattr(args, k) for k in ("minutes", "steps", "batch", "crop") if getattr(args, k) is not None}
     settings = PaintTrainSettings(content_dir=_data_dir(args.content, "content"), style_dirs=tuple(styles),
@@ -257,14 +255,10 @@ def _export(args: argparse.Namespace) -> int:
 def _video(args: argparse.Namespace) -> int:
     from .. import controls as ctl
     from ..api import load_styles, style_refs
-    from ..methods import auto_method, get_stylizer, make_settings
+    from ..methods import choose_method, get_stylizer, make_settings
     from ..video import VIDEO_METHODS, VideoSettings, stylize_video
 
-    method = args.method
-    if method == "auto":
-        method = "fast" if auto_method(args.style) == "fast" else "photoreal"
-    if method not in VIDEO_METHODS:
-        raise SettingsError(f"video works with the {', '.join(VIDEO_METHODS)} methods, not {method!r}.")
+    method = choose_method(args.method, args.style, allowed=VIDEO_METHODS, what="video")
     opts = {k: v for k, v in (("size", args.size), ("weights", args.weights), ("backend", args.backend))
             if v is not None}
     stylizer = get_stylizer(method, make_settings(method, **opts))
@@ -282,9 +276,9 @@ def _video(args: argparse.Namespace) -> int:
 
 def _batch(args: argparse.Namespace) -> int:
     from ..batch import BatchSettings, run_batch
-    from ..methods import auto_method
+    from ..methods import choose_method
 
-    method = auto_method(args.style) if args.method == "auto" else args.method
+    method = choose_method(args.method, args.style)
     opts = {k: v for k, v in (("size", args.size), ("steps", args.steps)) if v is not None}
     s = BatchSettings(in_dir=args.input, out_dir=args.output, styles=tuple(args.style), method=method,
                       workers=args.workers if args.workers is not None else (0 if args.ray else 1), ray=args.ray,
