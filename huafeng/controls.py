@@ -6,8 +6,11 @@ style loss by the region masks).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -236,3 +239,30 @@ def run_tiled(fn: Callable[[Tensor, tuple[slice, slice]], Tensor], x: Tensor, ti
         out[..., ys, xs] += fn(x[..., ys, xs], (ys, xs)) * wgt
         wsum[..., ys, xs] += wgt
     return out / wsum
+
+
+# ---------------------------------------------------------------------------------------- caches
+class LockedLRU:
+    """A small cache shared by concurrent calls: at most ``size`` entries, least recently used evicted,
+    every access under one lock. ``make`` runs outside the lock (two callers may both compute a value
+    the first time; the values are equal and one is kept)."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self._items, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get_or_make(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = make()
+        with self._lock:
+            value = self._items.setdefault(key, value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)

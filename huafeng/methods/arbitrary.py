@@ -74,7 +74,7 @@ class ArbitraryStylizer:
     def __init__(self, settings: ArbitrarySettings = ArbitrarySettings(), net: PaintNet | None = None):
         self.settings = settings
         self.net = net if net is not None else load_paint_net(settings.weights)
-        self._stats_cache: dict[tuple, PaintingStats] = {}
+        self._stats_cache = ctl.LockedLRU(8)  # painting -> its statistics (shared by concurrent calls)
 
     def painting_stats(self, style: Tensor) -> PaintingStats:
         """The painting's statistics at ``style_size × style_scale``; the last few are kept (a video,
@@ -82,11 +82,7 @@ class ArbitraryStylizer:
         s = self.settings
         style = resize_long_side(style, max(32, int(s.style_size * s.style_scale)))
         key = (tuple(style.shape), hashlib.blake2b(style.cpu().numpy().tobytes(), digest_size=16).digest())
-        if key not in self._stats_cache:
-            if len(self._stats_cache) >= 8:
-                self._stats_cache.pop(next(iter(self._stats_cache)))
-            self._stats_cache[key] = self.net.painting_stats(style)
-        return self._stats_cache[key]
+        return self._stats_cache.get_or_make(key, lambda: self.net.painting_stats(style))
 
     @torch.inference_mode()
     def stylize(self, content: Tensor, styles: list[Tensor], weights: list[float] | None = None,

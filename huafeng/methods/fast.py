@@ -17,8 +17,8 @@ artifact:
   padding had drawn a light frame, and a 16-px margin left a dark band along the right border.
 - Palette transfer: the output is mapped onto the painting's colour mean and covariance, stored in the
   network (:class:`Palette`; applied in inference, not trained through).
-- Instance normalisation (Ulyanov et al. 2016) whose statistics can be recorded on the whole
-  picture and reused per tile; each tile also runs with its receptive field of real context around
+- Instance normalisation (Ulyanov et al. 2016, :mod:`.norms`) whose statistics can be recorded on the
+  whole picture and reused per tile (per call: a loaded network is shared and only read); each tile also runs with its receptive field of real context around
   it, so a tiled high-resolution result equals the untiled one to rounding.
 
 About 0.14 M parameters and 21.6 GFLOP at 1024x1024 (the slim Johnson net: 0.42 M, 89 GFLOP).
@@ -40,6 +40,7 @@ from .. import controls as ctl
 from ..errors import SettingsError, WeightsError
 from ..image import resize_long_side
 from ..weights import WEIGHTS_DIR, load_file
+from .norms import InstanceNorm, NormCall, RecordsStats, call_strength, norm_call, set_norm_mode
 
 Tensor = torch.Tensor
 ARCH = "huafeng-fast-s2d-1"
@@ -64,52 +65,6 @@ class NetConfig:
     def __post_init__(self) -> None:
         if len(self.channels) != 2 or min(self.channels) < 1 or self.res_blocks < 0:
             raise SettingsError(f"bad network config {self}: two positive widths and res_blocks >= 0.")
-
-
-class InstanceNorm(nn.Module):
-    """Instance normalisation (Ulyanov et al. 2016) whose statistics can be recorded once and reused.
-
-    ``y = (x - mu) / sqrt(var + eps) * weight + bias`` with per-image, per-channel ``mu``, ``var``.
-    For tiled inference the statistics of every layer are recorded on the whole (downscaled) picture
-    (mode "record") and then applied to every tile (mode "fixed"), so tiles agree with each other.
-    """
-
-    def __init__(self, c: int, eps: float = 1e-5, conditioned: bool = False) -> None:
-        super().__init__()
-        self.weight, self.bias, self.eps = nn.Parameter(torch.ones(c)), nn.Parameter(torch.zeros(c)), eps
-        self.mode, self.stats = "normal", None  # "record" stores stats; "fixed" uses them
-        # conditioned (Dumoulin et al. 2017's conditional instance norm, with strength s as the condition):
-        # weight + s * weight_s and bias + s * bias_s
-        self.conditioned, self.strength = conditioned, 1.0
-        if conditioned:
-            self.weight_s, self.bias_s = nn.Parameter(torch.zeros(c)), nn.Parameter(torch.zeros(c))
-
-    def _affine(self) -> tuple[Tensor, Tensor]:
-        if not self.conditioned:
-            return self.weight, self.bias
-        return self.weight + self.strength * self.weight_s, self.bias + self.strength * self.bias_s
-
-    def forward(self, x: Tensor) -> Tensor:
-        weight, bias = self._affine()
-        if self.mode == "normal":  # the fused kernel: ~3x faster than var_mean + affine here
-            return F.instance_norm(x, weight=weight, bias=bias, eps=self.eps)
-        if self.mode == "record" or self.stats is None:
-            var, mu = torch.var_mean(x, (2, 3), keepdim=True, unbiased=False)
-            if self.mode == "record":
-                self.stats = (mu, var)
-        else:
-            mu, var = self.stats
-        scale = weight.view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)
-        return x * scale + (bias.view(1, -1, 1, 1) - mu * scale)
-
-
-def set_norm_mode(module: nn.Module, mode: str) -> None:
-    """Every :class:`InstanceNorm` in ``module`` to ``normal``, ``record`` or ``fixed`` (tiling)."""
-    for m in module.modules():
-        if isinstance(m, (InstanceNorm, Palette)):
-            m.mode = mode
-            if mode == "normal":
-                m.stats = None
 
 
 def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
@@ -157,10 +112,12 @@ class TransformerNet(nn.Module):
         self.palette = Palette() if cfg.palette else None
 
     def norm_mode(self, mode: str) -> None:
+        """On the modules themselves: for a network you own (training, export); inference: :func:`norm_call`."""
         set_norm_mode(self, mode)
 
     def set_strength(self, strength: float) -> None:
-        """The strength a conditioned network renders at (0: the photo, 1: the full style)."""
+        """The strength a conditioned network renders at (0: the photo, 1: the full style), on the
+        modules themselves: for training; inference passes it per call (:class:`NormCall`)."""
         self.strength = float(strength)
         for m in self.modules():
             if isinstance(m, InstanceNorm):
@@ -189,12 +146,13 @@ class TransformerNet(nn.Module):
         y = torch.sigmoid(torch.logit(p) + delta[..., m:m + h, m:m + w])
         if self.palette is None or self.training:
             return y
-        if self.conditioned and self.strength < 1:  # the palette, too, at the rendered strength
-            return y + self.strength * (self.palette(y) - y)
+        strength = call_strength(self)
+        if self.conditioned and strength < 1:  # the palette, too, at the rendered strength
+            return y + strength * (self.palette(y) - y)
         return self.palette(y)
 
 
-class Palette(nn.Module):
+class Palette(RecordsStats):
     r"""Maps a picture onto a painting's colour statistics: a whitening-colouring transform of the RGB
     pixels (Li et al. 2017 on colours; the linear colour transfer of Reinhard et al. 2001 with covariance),
 
@@ -211,7 +169,7 @@ class Palette(nn.Module):
         super().__init__()
         self.register_buffer("mu", torch.full((3, 1), 0.5))
         self.register_buffer("cov", torch.eye(3) * 0.05)
-        self.mode, self.stats, self.sqrt = "normal", None, "eigh"
+        self.sqrt = "eigh"  # set on an exported copy only
 
     @torch.no_grad()
     def set_target(self, painting: Tensor) -> None:
@@ -220,14 +178,15 @@ class Palette(nn.Module):
         self.cov.copy_(cov)
 
     def forward(self, y: Tensor) -> Tensor:
-        outs = []
+        outs, mode = [], self.call_mode()
         for img in y.unbind(0):
-            if self.mode == "fixed" and self.stats is not None:
-                mu, cov = self.stats
+            stats = self.recorded()
+            if mode == "fixed" and stats is not None:
+                mu, cov = stats
             else:
                 mu, cov = _colour_stats(img[None])
-                if self.mode == "record":
-                    self.stats = (mu, cov)
+                if mode == "record":
+                    self.record((mu, cov))
             t = self._pow(self.cov, 0.5) @ self._pow(cov, -0.5)
             outs.append(torch.addmm(self.mu - t @ mu, t, img.reshape(3, -1)).reshape(img.shape).clamp(0, 1))
         return torch.stack(outs)
@@ -322,12 +281,8 @@ class FastStylizer:
         inner = any(getattr(net, "conditioned", False) for net in nets)
         outs = []
         for i, net in enumerate(nets):
-            if getattr(net, "conditioned", False):
-                try:
-                    net.set_strength(controls.strength)
-                    outs.append(self._run(net, content))
-                finally:
-                    net.set_strength(1.0)
+            if getattr(net, "conditioned", False):  # the strength travels with the call, not on the network
+                outs.append(self._run(net, content, controls.strength))
             else:
                 out = self._run(net, content)
                 outs.append(ctl.blend_strength(content, out, controls.strength) if inner else out)
@@ -335,18 +290,20 @@ class FastStylizer:
                 progress(ctl.Progress(f"network {i + 1}/{len(nets)}", i + 1, len(nets)))
         return ctl.blend_results(content, outs, weights, replace(controls, strength=1.0) if inner else controls)
 
-    def _run(self, net: TransformerNet, x: Tensor) -> Tensor:
+    def _run(self, net: TransformerNet, x: Tensor, strength: float | None = None) -> Tensor:
         s = self.settings
         h, w = x.shape[-2:]
-        if max(h, w) <= s.tile or not isinstance(net, TransformerNet):  # onnxruntime: the whole picture
+        if not isinstance(net, TransformerNet):  # onnxruntime: the whole picture
             return net(x)
-        try:
-            net.norm_mode("record")  # statistics of the whole picture, once (downscaled to one tile)
+        if max(h, w) <= s.tile:
+            with norm_call(NormCall(strength=strength)):
+                return net(x)
+        # the call's own state (the shared network is only read): statistics of the whole picture,
+        # recorded once (downscaled to one tile), then reused on every tile
+        with norm_call(NormCall("record", strength)) as call:
             net(resize_long_side(x, s.tile))
-            net.norm_mode("fixed")
+            call.mode = "fixed"
             return ctl.run_tiled(lambda _, box: _with_context(net, x, box), x, s.tile, s.overlap, align=4)
-        finally:
-            net.norm_mode("normal")
 
 
 def _with_context(net: TransformerNet, x: Tensor, box: tuple[slice, slice]) -> Tensor:

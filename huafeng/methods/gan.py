@@ -23,6 +23,7 @@ stays 70×70.
 """
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -36,7 +37,7 @@ from .. import controls as ctl
 from ..errors import SettingsError, WeightsError
 from ..image import resize_long_side
 from ..weights import WEIGHTS_DIR, load_file
-from .fast import InstanceNorm, set_norm_mode
+from .norms import InstanceNorm, NormCall, norm_call, set_norm_mode
 
 Tensor = torch.Tensor
 ARCH = "huafeng-cyclegan-resnet"
@@ -87,7 +88,8 @@ class Generator(nn.Module):
             nn.init.zeros_(self.out[1].bias)
 
     def norm_mode(self, mode: str) -> None:
-        """``normal``; ``record`` (store each norm's statistics); ``fixed`` (reuse them, for tiles)."""
+        """``normal``; ``record`` (store each norm's statistics); ``fixed`` (reuse them, for tiles); on the
+        modules themselves: for a network you own (training, export); inference uses :func:`norm_call`."""
         set_norm_mode(self, mode)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -236,7 +238,7 @@ class GanStylizer:
             content = resize_long_side(content, s.size)
         outs = []
         for i, net in enumerate(nets):
-            outs.append(self._run(net.to(content.device), content))
+            outs.append(self._run(_on_device(net, content.device), content))
             if progress:
                 progress(ctl.Progress(f"generator {i + 1}/{len(nets)}", i + 1, len(nets)))
         return ctl.blend_results(content, outs, weights, controls)
@@ -249,10 +251,17 @@ class GanStylizer:
             return module_runner(net, s.backend, "gan")(x)
         if max(x.shape[-2:]) <= s.tile:
             return net(x)
-        try:  # instance-norm statistics of the whole picture (downscaled to one tile), reused per tile
-            net.norm_mode("record")
+        # instance-norm statistics of the whole picture (downscaled to one tile), reused per tile: held
+        # by this call, never on the shared generator
+        with norm_call(NormCall("record")) as call:
             net(resize_long_side(x, s.tile))
-            net.norm_mode("fixed")
+            call.mode = "fixed"
             return ctl.run_tiled(lambda tile, _: net(tile), x, s.tile, s.overlap, align=4)
-        finally:
-            net.norm_mode("normal")
+
+
+def _on_device(net: Generator, device: torch.device) -> Generator:
+    """The shared generator, or a copy of it on ``device`` (moving the shared one would change it for
+    every other caller)."""
+    if next(net.parameters()).device == device:
+        return net
+    return copy.deepcopy(net).to(device)

@@ -95,13 +95,12 @@ def feature_stats(f: Tensor, eps: float = 1e-5) -> tuple[Tensor, Tensor]:
 
 
 def sym_pow(cov: Tensor, p: float, eps: float = 1e-5) -> Tensor:
-    """cov^p for a symmetric positive matrix, through its eigendecomposition (small eigenvalues floored)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a 240x240 eigh took 4 s with the CPU contended on 2 threads, 14 ms on one
-    try:
-        e, v = torch.linalg.eigh(cov)
-    finally:
-        torch.set_num_threads(threads)
+    """cov^p for a symmetric positive matrix, through its eigendecomposition (small eigenvalues floored).
+
+    The thread count is left alone: it is the process's, and other calls may be running. (With the CPU
+    contended, a 144x144 eigh on 2 threads took ~1.2 s here against ~2 ms on one; see bench_photoreal.)
+    """
+    e, v = torch.linalg.eigh(cov)
     return v @ torch.diag(e.clamp_min(eps).pow(p)) @ v.T
 
 
@@ -223,7 +222,7 @@ class PhotorealStylizer:
         if missing:
             raise WeightsError(f"no trained decoder for level(s) {', '.join(missing)}.")
         self.encoder = FeatureExtractor("lite0", [LEVELS[lv] for lv in settings.levels])
-        self._stats_cache: dict[tuple, dict[str, tuple[Tensor, Tensor]]] = {}
+        self._stats_cache = ctl.LockedLRU(8)  # painting -> its statistics (shared by concurrent calls)
 
     def style_stats(self, style: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
         """Mean and covariance of the painting's features at every level; kept for the last few
@@ -231,12 +230,12 @@ class PhotorealStylizer:
         s = self.settings
         style = resize_long_side(style, max(32, int(s.style_size * s.style_scale)))
         key = (tuple(style.shape), hashlib.blake2b(style.cpu().numpy().tobytes(), digest_size=16).digest())
-        if key not in self._stats_cache:
+
+        def compute() -> dict[str, tuple[Tensor, Tensor]]:
             feats = self.encoder(style)
-            if len(self._stats_cache) >= 8:
-                self._stats_cache.pop(next(iter(self._stats_cache)))
-            self._stats_cache[key] = {lv: feature_stats(feats[LEVELS[lv]]) for lv in s.levels}
-        return self._stats_cache[key]
+            return {lv: feature_stats(feats[LEVELS[lv]]) for lv in s.levels}
+
+        return self._stats_cache.get_or_make(key, compute)
 
     @torch.inference_mode()
     def stylize(self, content: Tensor, styles: list[Tensor], weights: list[float] | None = None,
