@@ -10,7 +10,7 @@ from PIL import Image
 from . import controls as ctl
 from .errors import SettingsError
 from .image import read_image, to_pil
-from .methods import DEFAULT_METHOD, auto_method, get_stylizer, make_settings
+from .methods import choose_method, get_stylizer, make_settings
 from .styles import parse_style_spec, resolve_style
 
 ImageLike = Union[str, os.PathLike, Image.Image, torch.Tensor]
@@ -82,9 +82,8 @@ def stylize_image(content: ImageLike, style: StyleSpec, method: str = "auto", *,
     elif preserve_color is False or preserve_color is None:
         preserve_color = "none"
     dev = _device(device)
-    if method == "auto":
-        refs = [str(r) for r, _ in _style_items(style) if isinstance(r, (str, os.PathLike))]
-        method = auto_method(refs) if len(refs) == len(_style_items(style)) else DEFAULT_METHOD
+    items = _style_items(style) if method in ("auto", None) else []
+    method = choose_method(method, [r for r, _ in items])  # the auto choice and the check, in one place
     stylizer = get_stylizer(method, make_settings(method, **settings))
     rgb, alpha = read_image(content, max_pixels=max_pixels)
     if getattr(stylizer, "takes_style_images", True):

@@ -14,7 +14,7 @@ import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .controls import Progress, ProgressFn
@@ -105,8 +105,9 @@ def _eta(seconds: float) -> str:
 
 def run_batch(s: BatchSettings, progress: ProgressFn | None = None) -> dict:
     """Run (or resume) a batch; returns counts ``{"done", "failed", "skipped", "items_per_s"}``."""
-    from .methods import make_settings
+    from .methods import choose_method, make_settings
 
+    s = replace(s, method=choose_method(s.method, list(s.styles)))  # "auto": the library's one choice
     make_settings(s.method, **s.settings)  # bad settings fail before any work
     out = Path(s.out_dir)
     out.mkdir(parents=True, exist_ok=True)

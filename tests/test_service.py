@@ -66,12 +66,42 @@ def test_health_styles_thumbnail_and_studio(client):
     assert t.status_code == 200 and t.headers["content-type"] == "image/jpeg"
     page = client.get("/")
     assert page.status_code == 200 and "huafeng studio" in page.text and "cdn" not in page.text.lower()
-    # the studio's method menu offers installed methods only (no stale names)
+    # the studio's method menu offers installed methods only (no stale names); the rest comes from the server
     select = re.search(r'<select id="method">(.*?)</select>', page.text, re.S).group(1)
     offered = re.findall(r'<option value="([^"]*)"', select)
-    assert offered and set(offered) <= set(METHODS), offered
+    assert offered and set(offered) <= set(METHODS) | {"auto"}, offered
     assert client.get("/static/studio.js").status_code == 200
     assert "/v1/jobs" in client.get("/openapi.json").json()["paths"]
+
+
+def test_methods_list_every_method_and_styles_mark_their_trained_networks(client):
+    from huafeng.methods import METHODS
+    from huafeng.methods.fast import gallery
+    from huafeng.methods.gan import gallery as gan_gallery
+
+    listed = client.get("/v1/methods").json()
+    assert listed[0]["method"] == "auto"
+    assert {m["method"] for m in listed[1:]} == set(METHODS) - ({"gan"} if not gan_gallery() else set())
+    assert [m["model"] for m in listed if m["method"] == "gan"] == list(gan_gallery())
+    styles = client.get("/v1/styles").json()
+    assert {s["name"] for s in styles if s["network"]} == {s["name"] for s in styles} & set(gallery())
+
+
+def test_auto_gives_a_gallery_style_its_trained_network(client):
+    from huafeng.methods import DEFAULT_METHOD
+    from huafeng.methods.fast import gallery
+    from huafeng.styles import BUNDLED
+
+    trained = [n for n in BUNDLED if n in gallery()]
+    untrained = [n for n in BUNDLED if n not in gallery()]
+    if not trained or not untrained:
+        pytest.skip("needs bundled styles with and without a trained network")
+    for style, method in ((trained[0], "fast"), (untrained[0], DEFAULT_METHOD)):
+        r = client.post("/v1/jobs", files={"content": ("p.png", png_bytes())}, data={"style": style, "size": "32"})
+        assert r.status_code == 202 and r.json()["method"] == method, r.json()
+    r = client.post("/v1/jobs", files={"content": ("p.png", png_bytes())},
+                    data={"style": untrained[0], "method": "fast"})
+    assert r.status_code == 422 and "trained network" in r.json()["error"]
 
 
 def test_sync_stylize_returns_a_png(client):

@@ -39,6 +39,55 @@ def server(tmp_path):
     t.join(10)
 
 
+def _menu() -> list[str]:
+    """The studio's method menu, as the library defines it: auto, every method, GAN models one by one."""
+    from huafeng.methods import METHODS
+    from huafeng.methods.gan import gallery as gan_gallery
+
+    return ["auto"] + [m for m in METHODS if m != "gan"] + [f"gan:{n}" for n in gan_gallery()]
+
+
+def _launch(p):
+    return p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"])
+
+
+def test_a_gallery_style_with_the_default_method_runs_its_trained_network(server, tmp_path):
+    """The studio leaves the choice to the library ("auto"), as the CLI does: a gallery style with a
+    trained network runs that network. Checked by the job's reported method."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from huafeng.methods.fast import gallery
+
+    style = next((n for n in BUNDLED if n in gallery()), None)
+    if style is None:
+        pytest.skip("no bundled style has a trained network")
+    photo = tmp_path / "photo.png"
+    save_image(read_image(sample_photo("parrots"))[0], photo)
+    with sync_playwright() as p:
+        browser = _launch(p)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server + "/")
+        expect(page.locator("#method option")).to_have_count(len(_menu()))
+        assert page.eval_on_selector_all("#method option", "os => os.map(o => o.value)") == _menu()
+        assert page.input_value("#method") == "auto"
+        marked = page.eval_on_selector_all("#gallery button[data-network='true']", "bs => bs.map(b => b.dataset.style)")
+        assert marked == [n for n in BUNDLED if n in gallery()]
+        page.set_input_files("#photo", str(photo))
+        page.click(f"#gallery button[data-style='{style}']")
+        page.select_option("#size", "256")
+        with page.expect_response(lambda r: r.url.endswith("/v1/jobs") and r.request.method == "POST") as resp:
+            page.click("#go")
+        job = resp.value.json()["id"]
+        expect(page.locator("#status")).to_contain_text("done", timeout=120_000)
+        assert page.request.get(f"{server}/v1/jobs/{job}").json()["method"] == "fast"
+        browser.close()
+    assert not errors, errors
+
+
 def test_studio_upload_pick_stylize_download(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -53,6 +102,7 @@ def test_studio_upload_pick_stylize_download(server, tmp_path):
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(server + "/")
         expect(page.locator("#gallery button")).to_have_count(len(BUNDLED))  # one per bundled style
+        expect(page.locator("#method option")).to_have_count(len(_menu()))
         page.set_input_files("#photo", str(photo))
         page.click("#gallery button[data-style='starry-night']")
         page.select_option("#method", "optimize")

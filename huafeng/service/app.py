@@ -20,14 +20,20 @@ from .. import __version__
 from ..api import stylize_image
 from ..errors import HuafengError, SettingsError
 from ..image import read_image, save_image
-from ..methods import METHODS, get_stylizer, make_settings
+from ..methods import METHODS, choose_method, get_stylizer, make_settings
 from ..methods.fast import gallery
+from ..methods.gan import gallery as gan_gallery
 from ..styles import BUNDLED
 from .jobs import Job, JobQueue, QueueFull, evict_oldest
 
 STATIC = Path(__file__).resolve().parent / "static"
 _ID = re.compile(r"^[0-9a-f]{32}$")
-SYNC_METHODS = ("photoreal",)  # fast enough to answer within one request
+SYNC_METHODS = ("photoreal", "fast")  # fast enough to answer within one request
+# what the studio's method menu says of each method ("auto" is the library's choice: choose_method)
+METHOD_NOTES = {"auto": "a gallery style with a trained network runs it; otherwise photoreal",
+                "photoreal": "fast: the picture's colours and tone", "fast": "the style's trained network",
+                "arbitrary": "painting network, one pass; in training", "optimize": "painting look, slow",
+                "gan": "a trained GAN model: its collection's look, no painting needed"}
 
 
 @dataclass(frozen=True)
@@ -176,9 +182,22 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:
         return {"status": "ok", "version": __version__, "queued": jobs.waiting, "running": jobs.running,
                 "methods": list(METHODS)}
 
+    @app.get("/v1/methods")
+    def methods() -> list[dict]:
+        """Every method, "auto" (the library's choice) first; a GAN method per shipped model."""
+        out = [{"method": "auto", "note": METHOD_NOTES["auto"]}]
+        for m in METHODS:
+            if m == "gan":
+                out += [{"method": m, "model": name, "note": METHOD_NOTES.get(m, "")} for name in gan_gallery()]
+            else:
+                out.append({"method": m, "note": METHOD_NOTES.get(m, "")})
+        return out
+
     @app.get("/v1/styles")
     def styles() -> list[dict]:
-        return [{"name": s.name, "title": s.title, "artist": s.artist, "year": s.year,
+        """Bundled styles; ``network``: the style has a trained network (the fast method, auto's choice)."""
+        trained = gallery()
+        return [{"name": s.name, "title": s.title, "artist": s.artist, "year": s.year, "network": s.name in trained,
                  "thumbnail": f"/v1/styles/{s.name}/thumbnail"} for s in BUNDLED.values()]
 
     @app.get("/v1/styles/{name}/thumbnail")
@@ -188,24 +207,37 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:
         return FileResponse(BUNDLED[name].path, media_type="image/jpeg")
 
     async def _params(content: UploadFile, style: str | None, style_file: UploadFile | None, method: str,
-                      strength: float, preserve_color: str, size: int | None,
-                      content_is_image: bool = True) -> dict[str, Any]:
-        if method not in METHODS:
-            raise SettingsError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}.")
+                      strength: float, preserve_color: str, size: int | None, content_is_image: bool = True,
+                      model: str | None = None, allowed: tuple[str, ...] | None = None, what: str = "") -> dict[str, Any]:
         if size is not None and not 16 <= size <= config.max_size:
             raise SettingsError(f"size must be between 16 and {config.max_size}.")
+        if model and model not in gan_gallery():  # a shipped name, never a path
+            raise SettingsError(f"no GAN model {model[:40]!r}; shipped models: {', '.join(gan_gallery()) or 'none'}.")
+        names: list[str] = []
         if style_file is not None and style_file.filename:
-            style_img = read_image(await _read(style_file), max_pixels=config.max_pixels)[0]
-            styles = [style_img]
+            styles: list = [read_image(await _read(style_file), max_pixels=config.max_pixels)[0]]
         elif style:
             names = [s.strip() for s in style.split(",") if s.strip()]
             bad = [n for n in names if n not in BUNDLED]
             if bad or not names:
                 raise SettingsError(f"unknown style {bad[0] if bad else style!r}; choose one of: {', '.join(BUNDLED)}.")
-            styles = [read_image(BUNDLED[n].path)[0] for n in names]
-        else:
+            styles = names
+        elif not (model and method in ("auto", "gan")):
             raise SettingsError("give a style name (style) or a painting (style_file).")
-        settings = {"size": size} if size is not None else {}
+        else:
+            styles = []
+        method = choose_method(method, styles, model=model, allowed=allowed, what=what)  # the library's choice
+        settings: dict[str, Any] = {"size": size} if size is not None else {}
+        if method == "gan" and model:
+            settings["model"] = model
+        if getattr(METHODS[method][1], "takes_style_images", True):
+            styles = [read_image(BUNDLED[n].path)[0] for n in names] if names else styles
+        elif method == "fast":  # a trained network per style, by its gallery name
+            if not names or any(n not in gallery() for n in names):
+                raise SettingsError(f"the fast method runs trained networks; pick a style that has one: "
+                                    f"{', '.join(gallery())}.")
+        else:
+            styles = []  # gan: the model is the style
         if not content_is_image:
             return {"styles": styles, "method": method, "settings": settings}
         rgb, alpha = read_image(await _read(content), max_pixels=config.max_pixels)
@@ -221,31 +253,26 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:
 
     @app.post("/v1/jobs", status_code=202)
     async def create_job(content: UploadFile = File(...), style: str | None = Form(None),
-                         style_file: UploadFile | None = File(None), method: str = Form("photoreal"),
+                         style_file: UploadFile | None = File(None), method: str = Form("auto"),
                          strength: float = Form(1.0, ge=0, le=1), preserve_color: str = Form("none"),
-                         size: int | None = Form(None)) -> dict:
-        job = jobs.submit(await _params(content, style, style_file, method, strength, preserve_color, size))
+                         size: int | None = Form(None), model: str | None = Form(None)) -> dict:
+        """Stylize a photo; ``method`` "auto" is the library's choice (a gallery style's trained network)."""
+        job = jobs.submit(await _params(content, style, style_file, method, strength, preserve_color, size,
+                                        model=model))
         return job.public()
 
     @app.post("/v1/video-jobs", status_code=202)
     async def create_video_job(video: UploadFile = File(...), style: str | None = Form(None),
-                               style_file: UploadFile | None = File(None), method: str = Form("photoreal"),
+                               style_file: UploadFile | None = File(None), method: str = Form("auto"),
                                consistency: float = Form(0.7, ge=0, lt=1), size: int | None = Form(None)) -> dict:
         """Stylize a video (mp4, mov, mkv, webm) with temporal consistency; the audio is kept."""
         import tempfile
 
         from ..video import VIDEO_METHODS, probe
 
-        if method not in VIDEO_METHODS:
-            raise SettingsError(f"video works with the {', '.join(VIDEO_METHODS)} methods.")
-        if size is not None and not 16 <= size <= config.max_size:
-            raise SettingsError(f"size must be between 16 and {config.max_size}.")
-        if method == "fast":
-            if not style or style not in gallery():
-                raise SettingsError("fast video needs the name of a trained style network (see /v1/styles).")
-            styles = [style]
-        else:
-            styles = (await _params(video, style, style_file, method, 1.0, "none", size, content_is_image=False))["styles"]
+        p = await _params(video, style, style_file, method, 1.0, "none", size, content_is_image=False,
+                          allowed=VIDEO_METHODS, what="video")
+        method, styles = p["method"], p["styles"]
         data = await _read(video)
         fd, path = tempfile.mkstemp(suffix=".video", dir=results)  # a random name, never the client's
         with open(fd, "wb") as f:
@@ -257,8 +284,7 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:
         except BaseException:
             Path(path).unlink(missing_ok=True)
             raise
-        settings = {"size": size} if size is not None else {}
-        job = jobs.submit({"kind": "video", "video": path, "styles": styles, "method": method, "settings": settings,
+        job = jobs.submit({"kind": "video", "video": path, "styles": styles, "method": method, "settings": p["settings"],
                            "consistency": consistency})
         return job.public()
 
@@ -305,16 +331,17 @@ def create_app(config: ServiceConfig = ServiceConfig()) -> FastAPI:
 
     @app.post("/v1/stylize")
     async def stylize(content: UploadFile = File(...), style: str | None = Form(None),
-                      style_file: UploadFile | None = File(None), method: str = Form("photoreal"),
+                      style_file: UploadFile | None = File(None), method: str = Form("auto"),
                       strength: float = Form(1.0, ge=0, le=1), preserve_color: str = Form("none"),
                       size: int | None = Form(None)):
         """Synchronous stylization for fast methods; returns the PNG."""
         import asyncio
         import time
 
-        if method not in SYNC_METHODS:
-            raise SettingsError(f"{method} is too slow to answer in one request; POST /v1/jobs instead.")
-        job = jobs.submit(await _params(content, style, style_file, method, strength, preserve_color, size))
+        p = await _params(content, style, style_file, method, strength, preserve_color, size)
+        if p["method"] not in SYNC_METHODS:
+            raise SettingsError(f"{p['method']} is too slow to answer in one request; POST /v1/jobs instead.")
+        job = jobs.submit(p)
         deadline = time.time() + config.request_timeout
         while job.status in ("queued", "running"):
             if time.time() > deadline:

@@ -6,7 +6,8 @@ const state = { photo: null, style: null, styleFile: null, job: null, timer: nul
 function setStatus(text, error = false) { const s = $("status"); s.textContent = text; s.className = error ? "error" : ""; }
 function isVideo(f) { return !!f && f.type.startsWith("video/"); }
 function ready() {
-  $("go").disabled = !(state.photo && (state.style || state.styleFile)) || !!state.job;
+  const gan = !!($("method").selectedOptions[0] || {}).dataset?.model;  // a GAN model needs no style
+  $("go").disabled = !(state.photo && (state.style || state.styleFile || gan)) || !!state.job;
   $("train").disabled = !state.styleFile || !!state.job;
 }
 
@@ -21,9 +22,24 @@ async function loadGallery() {
     const b = document.createElement("button");
     b.type = "button"; b.dataset.style = s.name; b.title = `${s.artist}, ${s.title} (${s.year})`;
     b.setAttribute("role", "option"); b.setAttribute("aria-selected", "false");
-    b.innerHTML = `<img src="${s.thumbnail}" alt="${s.name}"><span>${s.name}</span>`;
+    b.dataset.network = String(!!s.network);
+    b.innerHTML = `<img src="${s.thumbnail}" alt="${s.name}"><span>${s.network ? "★ " : ""}${s.name}</span>`;
+    if (s.network) b.title += " · has a trained network";
     b.onclick = () => selectStyle(s.name);
     $("gallery").appendChild(b);
+  }
+}
+
+async function loadMethods() {
+  // every method the server runs, from the server ("auto" first: the library's choice); GAN models one by one
+  const methods = await (await fetch("/v1/methods")).json();
+  const sel = $("method"); sel.textContent = "";
+  for (const m of methods) {
+    const o = document.createElement("option");
+    o.value = m.model ? `${m.method}:${m.model}` : m.method;
+    o.dataset.method = m.method; if (m.model) o.dataset.model = m.model;
+    o.textContent = m.model ? `GAN model: ${m.model} (${m.note})` : `${m.method} (${m.note})`;
+    sel.appendChild(o);
   }
 }
 
@@ -45,8 +61,10 @@ function setPhoto(file) {
 function form() {
   const f = new FormData();
   f.append(isVideo(state.photo) ? "video" : "content", state.photo);
-  if (state.styleFile) f.append("style_file", state.styleFile); else f.append("style", state.style);
-  f.append("method", $("method").value);
+  if (state.styleFile) f.append("style_file", state.styleFile); else if (state.style) f.append("style", state.style);
+  const opt = $("method").selectedOptions[0];
+  f.append("method", opt.dataset.method || opt.value);
+  if (opt.dataset.model) f.append("model", opt.dataset.model);
   if (!isVideo(state.photo)) {
     f.append("strength", $("strength").value);
     f.append("preserve_color", $("color").value);
@@ -86,7 +104,7 @@ async function poll() {
   const j = await r.json();
   $("progress").value = j.progress;
   setStatus(`${j.status} ${Math.round(j.progress * 100)}% ${j.stage || ""}`);
-  if (j.status === "done") { show(j.result); finish(`done in ${j.seconds} s`); }
+  if (j.status === "done") { show(j.result); finish(`done in ${j.seconds} s (${j.method})`); }
   else if (j.status === "failed" || j.status === "cancelled") finish(j.error || j.status, j.status === "failed");
 }
 
@@ -129,7 +147,8 @@ drop.ondragleave = () => drop.classList.remove("over");
 drop.ondrop = (e) => { e.preventDefault(); drop.classList.remove("over"); setPhoto(e.dataTransfer.files[0]); };
 $("strength").oninput = (e) => { $("strength-out").textContent = e.target.value; };
 $("slider").oninput = (e) => { $("before-wrap").style.width = e.target.value + "%"; };
+$("method").onchange = ready;
 $("go").onclick = go;
 $("train").onclick = train;
 $("cancel").onclick = cancel;
-loadHealth(); loadGallery();
+loadHealth(); loadGallery(); loadMethods();
