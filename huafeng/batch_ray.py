@@ -12,10 +12,8 @@ joins the cluster at the address (``auto``, ``HOST:6379`` or ``ray://HOST:10001`
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import stat
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -103,24 +101,14 @@ def _ship(styles: tuple[str, ...], settings: dict) -> tuple[tuple[str, ...], dic
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file, fsync and rename (never a torn file)."""
-    from .image import _fsync_dir, _new_file_mode
+    from .atomic import new_file_mode, write_bytes
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:40]}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        with contextlib.suppress(OSError):
-            os.chmod(tmp, stat.S_IMODE(_new_file_mode()))
-        os.replace(tmp, path)
+        write_bytes(path, data, new_file_mode())
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise OutputError(f"Cannot write {path.name}: {exc.strerror or exc}; check the folder's permissions "
                           "and free space.") from None
-    _fsync_dir(path.parent)
 
 
 def _probe(address: str) -> None:

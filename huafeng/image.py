@@ -11,7 +11,6 @@ import io
 import os
 import re
 import stat
-import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -27,6 +26,7 @@ try:
 except ImportError:  # Pillow built without littlecms: embedded profiles are ignored, LAB is refused
     ImageCms = None
 
+from huafeng.atomic import atomic_open
 from huafeng.errors import ImageError, ImageTooLargeError, OutputError, SettingsError
 
 Source = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray, torch.Tensor]
@@ -335,35 +335,17 @@ def save_image(img: torch.Tensor, path: str | os.PathLike, *, alpha: torch.Tenso
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise SettingsError(f"quality must be a whole number from 1 to 100, got {quality!r}.")
     fmt = check_output(path, protect)
-    folder = path.parent
     pil = to_pil(img, alpha if fmt in _ALPHA_FORMATS else None)
     options = {"JPEG": {"quality": quality, "subsampling": 0 if quality >= 90 else -1},  # 0 = 4:4:4 chroma
                "WEBP": {"quality": quality},
                "PNG": {"compress_level": png_level},
                "TIFF": {"compression": "tiff_lzw"} if features.check_codec("libtiff") else {}}.get(fmt, {})
-    mode = stat.S_IMODE(os.stat(path).st_mode) if path.exists() else _new_file_mode()
-    fd, tmp = -1, ""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:40]}.", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "wb") as fh:
-            fd = -1  # now owned by fh
+        with atomic_open(path, "wb") as fh:  # temp file beside it, fsync, rename, fsync the folder
             pil.save(fh, format=fmt, **options)
-            fh.flush()
-            os.fsync(fh.fileno())
-        with contextlib.suppress(OSError):
-            os.chmod(tmp, mode)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-        tmp = ""
     except (OSError, ValueError) as exc:
         raise OutputError(f"Cannot write {path.name}: {getattr(exc, 'strerror', None) or exc}; "
                           "check the folder's permissions and free space.") from None
-    finally:
-        if fd >= 0:
-            os.close(fd)
-        if tmp:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-    _fsync_dir(folder)
     return path
 
 
@@ -393,21 +375,3 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.abspath(a) == os.path.abspath(b)
 
 
-def _new_file_mode() -> int:
-    """0o666 minus the umask, read without os.umask() (which would race with other threads)."""
-    with contextlib.suppress(OSError, ValueError):
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    return 0o644
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable (POSIX); a no-op where directories cannot be opened (Windows)."""
-    with contextlib.suppress(OSError, AttributeError):
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from . import controls as ctl
+from .atomic import atomic_path
 from .errors import ImageError, OutputError, SettingsError
 from .image import IMAGE_EXTENSIONS, read_image, save_image
 from .metrics import warp, warping_error
@@ -197,34 +198,28 @@ def _write(parts: Path, n: int, dst: Path, audio_src: Path | None, fps: float, c
         return
     import av
 
-    tmp = dst.with_name(f".{dst.stem}.tmp{dst.suffix}")
-    try:
-        with av.open(str(tmp), "w") as out:
-            first = read_image(parts / "000000.png")[0]
-            h, w = first.shape[-2:]
-            v = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-            v.width, v.height, v.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
-            v.options = {"crf": str(crf), "preset": "veryfast"}
-            a_in = a_out = inp = None
-            if audio_src is not None:
-                inp = av.open(str(audio_src))
-                a_in = inp.streams.audio[0]
-                a_out = out.add_stream_from_template(a_in)
-            for i in range(n):
-                rgb = (read_image(parts / f"{i:06d}.png")[0][0, :, : v.height, : v.width] * 255).round().byte()
-                frame = av.VideoFrame.from_ndarray(rgb.permute(1, 2, 0).contiguous().numpy(), format="rgb24")
-                for packet in v.encode(frame):
-                    out.mux(packet)
-            for packet in v.encode():
+    with atomic_path(dst) as tmp, av.open(str(tmp), "w") as out:  # keeps the extension: av picks the format
+        first = read_image(parts / "000000.png")[0]
+        h, w = first.shape[-2:]
+        v = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        v.width, v.height, v.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
+        v.options = {"crf": str(crf), "preset": "veryfast"}
+        a_in = a_out = inp = None
+        if audio_src is not None:
+            inp = av.open(str(audio_src))
+            a_in = inp.streams.audio[0]
+            a_out = out.add_stream_from_template(a_in)
+        for i in range(n):
+            rgb = (read_image(parts / f"{i:06d}.png")[0][0, :, : v.height, : v.width] * 255).round().byte()
+            frame = av.VideoFrame.from_ndarray(rgb.permute(1, 2, 0).contiguous().numpy(), format="rgb24")
+            for packet in v.encode(frame):
                 out.mux(packet)
-            if inp is not None:
-                for packet in inp.demux(a_in):
-                    if packet.dts is None:
-                        continue
-                    packet.stream = a_out
-                    out.mux(packet)
-                inp.close()
-        os.replace(tmp, dst)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        for packet in v.encode():
+            out.mux(packet)
+        if inp is not None:
+            for packet in inp.demux(a_in):
+                if packet.dts is None:
+                    continue
+                packet.stream = a_out
+                out.mux(packet)
+            inp.close()

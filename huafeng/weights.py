@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file as _st_load
 from safetensors.torch import save_file as _st_save
 
+from .atomic import atomic_path
 from .errors import WeightsError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -48,16 +48,8 @@ def save_file(tensors: Mapping[str, torch.Tensor], path: str | os.PathLike,
     """
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        _st_save(tensors, tmp, metadata=_as_str_meta(metadata))
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; weights are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path, 0o644) as tmp:  # 0o644: weights are meant to be shared
+        _st_save(tensors, str(tmp), metadata=_as_str_meta(metadata))
     digest = sha256_of(path)
     if path.parent.resolve() == WEIGHTS_DIR:
         _record_sum(path.name, digest)

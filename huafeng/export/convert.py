@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..atomic import atomic_path
 from ..controls import Progress, ProgressFn
 from ..errors import ExportError, OutputError, SettingsError
 from .models import ExportModel, load_model
@@ -290,8 +291,7 @@ def export_onnx(ref: str, out: str | os.PathLike, settings: ExportSettings = Exp
                   "exporter": s.exporter, "opset": OPSET, "parity": rows, "min_psnr": worst, "int8": info,
                   "settings": asdict(s)}
         _write_metadata(final, _metadata(model, report))
-        tmp_out = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        shutil.move(final, tmp_out)  # then an atomic rename: a reader never sees half a file
-        os.replace(tmp_out, out)
+        with atomic_path(out) as tmp_out:  # then an atomic rename: a reader never sees half a file
+            shutil.move(final, tmp_out)
     report.update(path=str(out), bytes=out.stat().st_size)
     return report

@@ -10,7 +10,6 @@ import json
 import math
 import os
 import random
-import tempfile
 import time
 from pathlib import Path
 from typing import Mapping, Sequence, Union
@@ -18,6 +17,7 @@ from typing import Mapping, Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from ..atomic import atomic_open, atomic_path
 from ..errors import HuafengError, SettingsError
 from ..image import IMAGE_EXTENSIONS, read_image, resize_long_side
 from ..weights import load_file, save_file
@@ -164,11 +164,8 @@ def load_checkpoint(path: str | os.PathLike, optimizer: Optimizers = None
 # ------------------------------------------------------------------------------------ logs/plots
 def write_json(path: str | os.PathLike, obj) -> None:
     """Atomic JSON write."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
+    with atomic_open(path, "w") as f:
         json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
 
 
 def plot_curves(log: list[dict], path: str | os.PathLike, keys: Sequence[str], title: str = "",
@@ -195,10 +192,9 @@ def plot_curves(log: list[dict], path: str | os.PathLike, keys: Sequence[str], t
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp)
+    with atomic_path(path) as tmp:  # keeps the extension: savefig writes the format it names
+        fig.savefig(tmp)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 class Clock:
