@@ -2,9 +2,6 @@
 in the studio (/browser) and in a standalone build (`huafeng export NAME --web DIR`); the canvas must
 match Python onnxruntime's output, and no request may leave the page's origin."""
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,24 +25,8 @@ from nets import random_fast_net  # noqa: E402
 NAME = "test-net"
 
 
-def _serve(app):
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    for _ in range(200):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    return srv, t, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture()
-def net(tmp_path, monkeypatch):
+def net(tmp_path, monkeypatch, one_thread):
     """A seeded random network, installed in the gallery under NAME for the duration of the test."""
     from huafeng.methods import fast, gan
 
@@ -53,10 +34,7 @@ def net(tmp_path, monkeypatch):
     monkeypatch.setattr(fast, "gallery", lambda: {NAME: path})
     monkeypatch.setattr(gan, "gallery", lambda: {})  # only this network is listed, whatever ships
     monkeypatch.setenv("HUAFENG_CACHE", str(tmp_path / "cache"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny network and photo: one thread is faster on a shared machine
-    yield path
-    torch.set_num_threads(threads)
+    return path  # one_thread: a tiny network and photo are faster on one thread on a shared machine
 
 
 @pytest.fixture()
@@ -118,20 +96,16 @@ def _check(before, after, expected, photo):
     assert np.abs(after.astype(int) - before.astype(int)).mean() > 5  # stylized: not the photo again
 
 
-def test_studio_browser_page_matches_python_onnxruntime(net, photo, tmp_path):
+def test_studio_browser_page_matches_python_onnxruntime(net, photo, tmp_path, serve):
     from huafeng.export import cached_export
     from huafeng.service import ServiceConfig, create_app
 
-    srv, t, origin = _serve(create_app(ServiceConfig(results_dir=str(tmp_path / "results"))))
-    try:
-        before, after = _stylize_in_browser(origin + "/browser", photo, origin)
-    finally:
-        srv.should_exit = True
-        t.join(10)
+    origin = serve(create_app(ServiceConfig(results_dir=str(tmp_path / "results"))))
+    before, after = _stylize_in_browser(origin + "/browser", photo, origin)
     _check(before, after, _python_onnxruntime(cached_export(NAME), before), photo)
 
 
-def test_standalone_web_build_matches_python_onnxruntime(net, photo, tmp_path):
+def test_standalone_web_build_matches_python_onnxruntime(net, photo, tmp_path, serve):
     from fastapi import FastAPI
     from fastapi.staticfiles import StaticFiles
 
@@ -143,10 +117,6 @@ def test_standalone_web_build_matches_python_onnxruntime(net, photo, tmp_path):
     assert "/static/" not in (out / "index.html").read_text()
     app = FastAPI()
     app.mount("/", StaticFiles(directory=out, html=True))
-    srv, t, origin = _serve(app)
-    try:
-        before, after = _stylize_in_browser(origin + "/", photo, origin)
-    finally:
-        srv.should_exit = True
-        t.join(10)
+    origin = serve(app)
+    before, after = _stylize_in_browser(origin + "/", photo, origin)
     _check(before, after, _python_onnxruntime(out / "model.onnx", before), photo)

@@ -28,12 +28,9 @@ def net_file(tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
+def cache(tmp_path, monkeypatch, one_thread):  # tiny pictures: one thread is faster (onnxruntime follows)
     monkeypatch.setenv("HUAFENG_CACHE", str(tmp_path / "cache"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny pictures: one thread is faster on a shared machine (onnxruntime follows)
-    yield tmp_path / "cache"
-    torch.set_num_threads(threads)
+    return tmp_path / "cache"
 
 
 def _unseen_size_diff(onnx_path, reference, shape=(1, 3, 37, 70)) -> float:

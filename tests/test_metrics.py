@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import single_thread
 from huafeng import metrics as M
 from huafeng.errors import SettingsError
 from huafeng.image import load_image
@@ -22,13 +23,9 @@ def noisy(x, amp, seed=1):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny tensors gain nothing from threads, and on a busy CPU the thread pool's barriers made
-    # this file 10x slower (42 s vs 4 s here).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread_for_the_file():
+    with single_thread():  # tiny tensors: 42 s vs 4 s for this file on a busy CPU
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,6 @@
 """The studio page in real headless Chromium (Debian's, driven by Playwright): upload, pick, stylize, download."""
 import os
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -17,26 +14,11 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 @pytest.fixture()
-def server(tmp_path):
-    import uvicorn
-
+def server(tmp_path, serve):
     from huafeng.service import ServiceConfig, create_app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cfg = ServiceConfig(port=port, results_dir=str(tmp_path / "results"),
-                        method_defaults={"optimize": {"steps": 30}})
-    srv = uvicorn.Server(uvicorn.Config(create_app(cfg), host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    for _ in range(200):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    t.join(10)
+    return serve(create_app(ServiceConfig(results_dir=str(tmp_path / "results"),
+                                          method_defaults={"optimize": {"steps": 30}})))
 
 
 def _menu() -> list[str]:
