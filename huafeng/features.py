@@ -15,6 +15,7 @@ Layer names:
 """
 from __future__ import annotations
 
+import threading
 from typing import Iterator, Sequence
 
 import torch
@@ -147,17 +148,20 @@ class VGG16(nn.Module):
 
 BACKBONES: dict[str, type[nn.Module]] = {"lite0": Lite0, "vgg16": VGG16}
 _cache: dict[str, nn.Module] = {}
+_cache_lock = threading.Lock()
 
 
 def get_backbone(name: str) -> nn.Module:
-    """The shared, frozen instance of a backbone (loaded once per process)."""
+    """The shared, frozen instance of a backbone (loaded once per process, also when several threads
+    ask for it at once)."""
     if name not in BACKBONES:
         raise SettingsError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}.")
-    if name not in _cache:
-        net = BACKBONES[name]().eval()
-        net.requires_grad_(False)
-        _cache[name] = net
-    return _cache[name]
+    with _cache_lock:
+        if name not in _cache:
+            net = BACKBONES[name]().eval()
+            net.requires_grad_(False)
+            _cache[name] = net
+        return _cache[name]
 
 
 class FeatureExtractor(nn.Module):
