@@ -11,7 +11,6 @@ AdaIN statistics are gathered over every tile's core first, so the tiles agree a
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -81,7 +80,7 @@ class ArbitraryStylizer:
         a batch or a service reuses them)."""
         s = self.settings
         style = resize_long_side(style, max(32, int(s.style_size * s.style_scale)))
-        key = (tuple(style.shape), hashlib.blake2b(style.cpu().numpy().tobytes(), digest_size=16).digest())
+        key = ctl.picture_key(style)
         return self._stats_cache.get_or_make(key, lambda: self.net.painting_stats(style))
 
     @torch.inference_mode()

@@ -29,16 +29,13 @@ from torch import nn
 from .. import controls as ctl
 from ..features import FeatureExtractor
 from ..losses import mean_std
+from .photoreal import DECODER_SHAPES, _conv, upsampling_stages
 
 Tensor = torch.Tensor
 
 ENCODER_LAYER = "block5_expand"
 STRIDE = 8
 ARCH = "huafeng-paint-adain-lite0-1"
-
-
-def _conv(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3))
 
 
 class ResBlock(nn.Module):
@@ -62,16 +59,13 @@ class PaintDecoder(nn.Module):
     Parameter names match the photoreal method's L4 decoder (plus ``res``), so it loads as a warm start.
     """
 
-    def __init__(self, widths: tuple[int, ...] = (64, 32, 16), first: int = 128, cin: int = 240) -> None:
+    def __init__(self) -> None:
         super().__init__()
+        cin, first, widths = DECODER_SHAPES["L4"]  # the photoreal L4 decoder's shape: it is the warm start
         self.inp = _conv(cin, first)
         self.res = ResBlock(first)
-        self.stages = nn.ModuleList()
-        c = first
-        for w in widths:
-            self.stages.append(nn.Sequential(_conv(c, w), nn.ReLU(inplace=True), _conv(w, w), nn.ReLU(inplace=True)))
-            c = w
-        self.out = _conv(c, 3)
+        self.stages = upsampling_stages(first, widths)
+        self.out = _conv(widths[-1], 3)
 
     def forward(self, f: Tensor) -> Tensor:
         x = self.res(F.relu(self.inp(f)))

@@ -24,7 +24,6 @@ in a trial here); strength blends at the coarsest level only (blending at every 
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -57,12 +56,8 @@ class Decoder(nn.Module):
         cin, first, widths = DECODER_SHAPES[level]
         self.level = level
         self.inp = _conv(cin, first)
-        self.stages = nn.ModuleList()
-        c = first
-        for w in widths:
-            self.stages.append(nn.Sequential(_conv(c, w), nn.ReLU(inplace=True), _conv(w, w), nn.ReLU(inplace=True)))
-            c = w
-        self.out = _conv(c, 3)
+        self.stages = upsampling_stages(first, widths)
+        self.out = _conv(widths[-1] if widths else first, 3)
 
     def forward(self, f: Tensor, size: tuple[int, int] | None = None) -> Tensor:
         x = F.relu(self.inp(f))
@@ -78,6 +73,16 @@ class Decoder(nn.Module):
 
 def _conv(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3))
+
+
+def upsampling_stages(first: int, widths: list[int] | tuple[int, ...]) -> nn.ModuleList:
+    """One stage per 2x upsampling of a decoder: conv(→w) · ReLU · conv(w→w) · ReLU (the upsampling
+    itself happens in the decoder's forward, before each stage)."""
+    stages, c = nn.ModuleList(), first
+    for w in widths:
+        stages.append(nn.Sequential(_conv(c, w), nn.ReLU(inplace=True), _conv(w, w), nn.ReLU(inplace=True)))
+        c = w
+    return stages
 
 
 # ------------------------------------------------------------------------------------------- WCT
@@ -229,7 +234,7 @@ class PhotorealStylizer:
         paintings seen, so a video, a batch or a service reuses them."""
         s = self.settings
         style = resize_long_side(style, max(32, int(s.style_size * s.style_scale)))
-        key = (tuple(style.shape), hashlib.blake2b(style.cpu().numpy().tobytes(), digest_size=16).digest())
+        key = ctl.picture_key(style)
 
         def compute() -> dict[str, tuple[Tensor, Tensor]]:
             feats = self.encoder(style)
