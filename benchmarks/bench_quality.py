@@ -20,7 +20,6 @@ skipped when it is missing). Columns, averaged over the pairs (arrows: which way
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import time
 from pathlib import Path
@@ -30,13 +29,12 @@ SHARED = ROOT.parent / "shared"
 
 
 def held_out_pairs(n_photos: int) -> tuple[list[Path], list[Path]]:
-    from huafeng.train.common import list_images
+    from huafeng.train.common import list_images, split_photos
     from huafeng.train.paint import SHEET_STYLES
 
-    photos = list_images(SHARED / "data" / "content")
-    random.Random(1234).shuffle(photos)      # the trainer's split: the first eval_photos are held out
+    photos, _ = split_photos(SHARED / "data" / "content", n_photos)  # the trainers' held-out photos
     paintings = {p.name: p for d in ("styles", "styles_more") for p in list_images(SHARED / "data" / d)}
-    return photos[:n_photos], [paintings[n] for n in SHEET_STYLES]
+    return photos, [paintings[n] for n in SHEET_STYLES]
 
 
 def peer_runner():

@@ -38,6 +38,14 @@ def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]
     return files
 
 
+def split_photos(folder: str | os.PathLike, n_eval: int) -> tuple[list[Path], list[Path]]:
+    """(held out, for training): the folder's photos in a fixed shuffle (seed 1234), the first ``n_eval``
+    held out. Every trainer and benchmark uses this one split, so "held out" means the same photos."""
+    photos = list_images(folder)
+    random.Random(1234).shuffle(photos)
+    return photos[:n_eval], photos[n_eval:]
+
+
 class ImageBank:
     """Images held in memory as uint8 (long side ``max_side``), sampled as augmented random crops.
 

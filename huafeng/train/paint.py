@@ -35,15 +35,8 @@ from ..image import read_image, resize_long_side
 from ..losses import gram_matrix, mean_std
 from ..methods.paint_net import ARCH, PaintDecoder, PaintingStats, PaintNet
 from ..weights import load_file, save_file, shipped_path
-from .common import (
-    Clock,
-    ImageBank,
-    list_images,
-    load_checkpoint,
-    plot_curves,
-    save_checkpoint,
-    write_json,
-)
+from .common import (Clock, ImageBank, list_images, load_checkpoint, plot_curves, save_checkpoint, split_photos,
+                     write_json)
 
 Tensor = torch.Tensor
 
@@ -216,9 +209,7 @@ def train_paint(s: PaintTrainSettings, log=print) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(s.seed)
     torch.manual_seed(s.seed)
-    photos = list_images(s.content_dir)
-    random.Random(1234).shuffle(photos)
-    eval_files, train_files = photos[: s.eval_photos], photos[s.eval_photos:]
+    eval_files, train_files = split_photos(s.content_dir, s.eval_photos)
     train_p, held_p = split_paintings([p for d in s.style_dirs for p in list_images(d)])
     if not train_p:
         raise SettingsError("every painting given is held out; give more paintings.")

@@ -28,7 +28,7 @@ from ..features import FeatureExtractor
 from ..methods.photoreal import LEVELS, Decoder
 from ..weights import save_file
 from . import distributed
-from .common import Clock, ImageBank, list_images, load_checkpoint, plot_curves, save_checkpoint, write_json
+from .common import Clock, ImageBank, list_images, load_checkpoint, plot_curves, save_checkpoint, split_photos, write_json
 
 # Paintings kept out of training, so the contact sheet can show unseen ones (docs/photoreal_sheet.jpg).
 HELD_OUT_STYLES = ("picabia_udnie.jpg", "kandinsky_composition_vii.jpg", "munch_the_scream.jpg",
@@ -97,9 +97,7 @@ def _train(s: PhotorealTrainSettings, d: distributed.Dist, progress: ctl.Progres
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(s.seed)
     torch.manual_seed(s.seed)
-    photos = list_images(s.content_dir)
-    random.Random(1234).shuffle(photos)
-    eval_files, train_files = photos[: s.eval_photos], photos[s.eval_photos:]
+    eval_files, train_files = split_photos(s.content_dir, s.eval_photos)
     paintings = [p for p in list_images(s.style_dir) if p.name not in s.held_out_styles]
     content, styles = ImageBank(train_files, 512), ImageBank(paintings, 768)
     evalset = torch.cat([ImageBank(eval_files, 512).crops(1, 256, random.Random(i)) for i in range(len(eval_files))])
