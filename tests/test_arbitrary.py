@@ -55,10 +55,12 @@ def test_strength_zero_returns_the_content(untrained):
     assert torch.allclose(half, (content + full) / 2, atol=1e-5)
 
 
-def test_tiles_match_the_untiled_result(untrained):
+@pytest.mark.parametrize("transform", ["adain", "wct"])
+def test_tiles_match_the_untiled_result(untrained, transform):
+    net = PaintNet(untrained.decoder, transform=transform).eval().requires_grad_(False)
     content, style = _smooth(200, 264), _smooth(80, 80, 1)
-    whole = ArbitraryStylizer(ArbitrarySettings(work_size=0), net=untrained).stylize(content, [style])
-    tiled = ArbitraryStylizer(ArbitrarySettings(work_size=0, tile=128, overlap=48), net=untrained).stylize(
+    whole = ArbitraryStylizer(ArbitrarySettings(work_size=0), net=net).stylize(content, [style])
+    tiled = ArbitraryStylizer(ArbitrarySettings(work_size=0, tile=128, overlap=48), net=net).stylize(
         content, [style])
     assert tiled.shape == whole.shape == content.shape
     diff = (tiled - whole).abs()

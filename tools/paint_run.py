@@ -24,9 +24,14 @@ if __name__ == "__main__":
     ap.add_argument("--out", default=str(ROOT / "train_runs" / "paint"))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--transform", default=PaintTrainSettings.transform, choices=("adain", "wct"))
+    for w in ("content", "ms", "gram"):
+        ap.add_argument(f"--{w}-weight", type=float, default=getattr(PaintTrainSettings, f"{w}_weight"))
     a = ap.parse_args()
     data = Path(a.data)
     styles = tuple(str(p) for p in sorted(data.glob("styles*")) if p.is_dir())
     s = PaintTrainSettings(content_dir=str(data / "content"), style_dirs=styles, out=a.out, steps=a.steps,
-                           minutes=a.minutes, threads=a.threads, init=a.init, device=a.device)
+                           minutes=a.minutes, threads=a.threads, init=a.init, device=a.device,
+                           transform=a.transform, content_weight=a.content_weight, ms_weight=a.ms_weight,
+                           gram_weight=a.gram_weight)
     print(train_paint(s))

@@ -20,7 +20,7 @@ from .. import controls as ctl
 from ..errors import SettingsError, WeightsError
 from ..image import resize_long_side
 from ..weights import load_file, read_metadata, shipped_path
-from .paint_net import (ARCH, PaintDecoder, PaintingStats, PaintNet, pad_to_lattice, palette_map, unpad,
+from .paint_net import (ARCHS, PaintDecoder, PaintingStats, PaintNet, pad_to_lattice, palette_map, unpad,
                         weighted_sum)
 
 Tensor = torch.Tensor
@@ -53,15 +53,16 @@ class ArbitrarySettings:
 def load_paint_net(ref: str = "arbitrary") -> PaintNet:
     """The painting network from a shipped name or a safetensors file (read-only, eval mode)."""
     path = shipped_path(ref) if not ref.endswith(".safetensors") else ref
-    if read_metadata(path).get("arch") != ARCH:
-        raise WeightsError(f"{path} is not a huafeng arbitrary-style painting network ({ARCH}).")
+    arch = read_metadata(path).get("arch")
+    if arch not in ARCHS:
+        raise WeightsError(f"{path} is not a huafeng arbitrary-style painting network ({', '.join(ARCHS)}).")
     tensors, _ = load_file(path)
     dec = PaintDecoder()
     try:
         dec.load_state_dict(tensors)
     except RuntimeError:
         raise WeightsError(f"{path} does not fit the painting network's decoder.") from None
-    net = PaintNet(dec.to(memory_format=torch.channels_last))
+    net = PaintNet(dec.to(memory_format=torch.channels_last), transform=ARCHS[arch])
     return net.eval().requires_grad_(False)
 
 
@@ -126,12 +127,16 @@ class ArbitraryStylizer:
             core = f[0, :, (cy.start - ys.start) // 8:(cy.stop - ys.start + 7) // 8,
                      (cx.start - xs.start) // 8:(cx.stop - xs.start + 7) // 8]
             v = core.reshape(core.shape[0], -1).double()
-            n, s1, s2 = n + v.shape[1], s1 + v.sum(1), s2 + v.pow(2).sum(1)
+            n, s1 = n + v.shape[1], s1 + v.sum(1)
+            s2 = s2 + (v @ v.T if net.transform == "wct" else v.pow(2).sum(1))
             if progress:
                 progress(ctl.Progress("paint: statistics", i + 1, 2 * len(boxes)))
         mu = s1 / n
-        sd = ((s2 / n - mu.pow(2)).clamp_min(0) + 1e-5).sqrt()
-        stats = (mu.float().view(1, -1, 1, 1), sd.float().view(1, -1, 1, 1))
+        if net.transform == "wct":  # the whole picture's mean and covariance
+            stats = (mu.view(1, -1, 1), (s2 / n - torch.outer(mu, mu))[None])
+        else:
+            sd = ((s2 / n - mu.pow(2)).clamp_min(0) + 1e-5).sqrt()
+            stats = (mu.float().view(1, -1, 1, 1), sd.float().view(1, -1, 1, 1))
         done = [len(boxes)]
 
         def tile_pass(tile: Tensor, box: tuple[slice, slice]) -> Tensor:  # pass 2: paint every tile

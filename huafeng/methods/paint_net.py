@@ -36,6 +36,9 @@ Tensor = torch.Tensor
 ENCODER_LAYER = "block5_expand"
 STRIDE = 8
 ARCH = "huafeng-paint-adain-lite0-1"
+ARCH_WCT = "huafeng-paint-wct-lite0-1"   # the same decoder behind a whitening-colouring transform
+ARCHS = {ARCH: "adain", ARCH_WCT: "wct"}
+SHRINK = 0.1   # WCT: covariances are shrunk towards their mean variance by this fraction (see wct_features)
 
 
 class ResBlock(nn.Module):
@@ -82,6 +85,7 @@ class PaintingStats:
     palette_cov: Tensor    # (B, 3, 3) float64
     feat_mean: Tensor      # (B, 240, 1, 1)
     feat_std: Tensor       # (B, 240, 1, 1)
+    feat_root: Tensor | None = None   # (B, 240, 240): the shrunk feature covariance's square root (WCT only)
 
 
 def weighted_sum(parts: list[PaintingStats], weights: list[float]) -> PaintingStats:
@@ -89,7 +93,42 @@ def weighted_sum(parts: list[PaintingStats], weights: list[float]) -> PaintingSt
     def mix(name: str) -> Tensor:
         return sum(w * getattr(p, name) for p, w in zip(parts, weights))  # type: ignore[return-value]
 
-    return PaintingStats(mix("palette_mean"), mix("palette_cov"), mix("feat_mean"), mix("feat_std"))
+    root = mix("feat_root") if parts[0].feat_root is not None else None
+    return PaintingStats(mix("palette_mean"), mix("palette_cov"), mix("feat_mean"), mix("feat_std"), root)
+
+
+def feature_moments(f: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-sample mean (B,C,1) and biased covariance (B,C,C) of features (B,C,H,W), in float64."""
+    x = f.flatten(2).float()
+    mu = x.mean(2, keepdim=True)
+    d = x - mu
+    return mu.double(), (d @ d.transpose(1, 2)).double() / d.shape[2]
+
+
+def shrunk_power(cov: Tensor, p: float, shrink: float = SHRINK) -> Tensor:
+    r"""(Σ + λ·tr(Σ)/C·I)^p of (B,C,C) covariances, by eigendecomposition (no gradient is needed: the
+    encoder is frozen). The shrinkage keeps a covariance taken over few positions (a 128-px training crop
+    has 16×16 of them for 240 channels) from whitening noise up to unit variance."""
+    c = cov.shape[-1]
+    eye = torch.eye(c, dtype=cov.dtype, device=cov.device)
+    reg = cov + shrink * cov.diagonal(dim1=-2, dim2=-1).mean(-1)[..., None, None] * eye + 1e-8 * eye
+    e, v = torch.linalg.eigh(reg)
+    return v @ torch.diag_embed(e.clamp_min(1e-10).pow(p)) @ v.transpose(-1, -2)
+
+
+def wct_features(f: Tensor, st: PaintingStats, moments: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    r"""Whitening–colouring transform (Li et al. 2017) of the encoder features, with shrunk covariances:
+
+    .. math:: t = \Sigma_s^{1/2}\,(\Sigma_c + \lambda\bar\sigma_c^2 I)^{-1/2}\,(f - \mu_c) + \mu_s
+
+    where Σ_s^{1/2} (``st.feat_root``) is itself taken of the painting's shrunk covariance. Unlike AdaIN
+    it carries how the painting's feature channels vary together, not only each one's spread.
+    ``moments`` (mean, covariance) may be those of a whole picture (tiles)."""
+    mu, cov = moments if moments is not None else feature_moments(f)
+    t = (st.feat_root.double() @ shrunk_power(cov, -0.5)).float()  # type: ignore[union-attr]
+    shift = st.feat_mean.flatten(2).float() - t @ mu.float()
+    b, c, h, w = f.shape
+    return torch.baddbmm(shift, t, f.flatten(2).float()).reshape(b, c, h, w).to(f.dtype)
 
 
 class PaintNet(nn.Module):
@@ -98,16 +137,25 @@ class PaintNet(nn.Module):
     The photo's height and width should be multiples of 8 (:func:`pad_to_lattice`).
     """
 
-    def __init__(self, decoder: PaintDecoder | None = None) -> None:
+    def __init__(self, decoder: PaintDecoder | None = None, transform: str = "adain") -> None:
         super().__init__()
+        if transform not in ARCHS.values():
+            raise ValueError(f"transform must be one of {sorted(ARCHS.values())}, got {transform!r}")
+        self.transform = transform
         self.decoder = decoder if decoder is not None else PaintDecoder()
         self.encoder = FeatureExtractor("lite0", [ENCODER_LAYER])
+
+    @property
+    def arch(self) -> str:
+        return next(a for a, t in ARCHS.items() if t == self.transform)
 
     def painting_stats(self, painting: Tensor) -> PaintingStats:
         """Statistics of a painting (B,3,H,W) in [0,1], at the size given (that size sets the strokes)."""
         mu, cov = ctl.pixel_stats(painting)
-        fm, fs = mean_std(self.encode(painting))
-        return PaintingStats(mu, cov, fm, fs)
+        f = self.encode(painting)
+        fm, fs = mean_std(f)
+        root = shrunk_power(feature_moments(f)[1], 0.5).float() if self.transform == "wct" else None
+        return PaintingStats(mu, cov, fm, fs, root)
 
     def encode(self, x: Tensor) -> Tensor:
         return self.encoder(x, [ENCODER_LAYER])[ENCODER_LAYER]
@@ -116,7 +164,9 @@ class PaintNet(nn.Module):
         return ctl.recolour(photo, st.palette_mean, st.palette_cov)
 
     def content_stats(self, recoloured: Tensor) -> tuple[Tensor, Tensor]:
-        return mean_std(self.encode(recoloured))
+        """What the transform needs of the content: mean/std (AdaIN) or mean/covariance (WCT)."""
+        f = self.encode(recoloured)
+        return feature_moments(f) if self.transform == "wct" else mean_std(f)
 
     def forward(self, photo: Tensor, st: PaintingStats, recoloured: Tensor | None = None,
                 content_stats: tuple[Tensor, Tensor] | None = None, alpha: float = 1.0,
@@ -127,8 +177,11 @@ class PaintNet(nn.Module):
         palette map (tiles: it is applied once to the assembled picture)."""
         x = recoloured if recoloured is not None else self.recolour(photo, st)
         f = self.encode(x)
-        mc, sc = content_stats if content_stats is not None else mean_std(f)
-        t = (f - mc) / sc * st.feat_std + st.feat_mean
+        if self.transform == "wct":
+            t = wct_features(f, st, content_stats)
+        else:
+            mc, sc = content_stats if content_stats is not None else mean_std(f)
+            t = (f - mc) / sc * st.feat_std + st.feat_mean
         if alpha < 1:
             t = alpha * t + (1 - alpha) * f
         y = self.decoder(t)

@@ -33,7 +33,7 @@ from ..errors import SettingsError
 from ..features import FeatureExtractor
 from ..image import read_image, resize_long_side
 from ..losses import gram_matrix, mean_std
-from ..methods.paint_net import ARCH, PaintDecoder, PaintingStats, PaintNet
+from ..methods.paint_net import ARCHS, PaintDecoder, PaintingStats, PaintNet, feature_moments, shrunk_power
 from ..weights import load_file, save_file, shipped_path
 from .common import (Clock, ImageBank, list_images, load_checkpoint, plot_curves, save_checkpoint, split_photos,
                      write_json)
@@ -65,6 +65,7 @@ class PaintTrainSettings:
     ms_weight: float = 3.0
     gram_weight: float = 1.5
     grid_weight: float = 100.0
+    transform: str = "adain"           # "adain" or "wct" (PaintNet's feature transform)
     init: str = "photoreal"            # warm start: the L4 decoder of this shipped name or file ("" = none)
     eval_photos: int = 8
     eval_photo_size: int = 256         # the held-out check: photos at this long side, paintings at eval_style_size
@@ -80,6 +81,8 @@ class PaintTrainSettings:
             raise SettingsError("batch and steps must be ≥ 1, crop a multiple of 8 and ≥ 32 px.")
         if not self.style_dirs:
             raise SettingsError("give at least one folder of paintings.")
+        if self.transform not in ARCHS.values():
+            raise SettingsError(f"transform must be one of {sorted(ARCHS.values())}, got {self.transform!r}.")
 
 
 def split_paintings(files: list[Path]) -> tuple[list[Path], list[Path]]:
@@ -137,6 +140,27 @@ class StyleBank:
             stored = {k: torch.stack(v).contiguous() for k, v in rows.items()}
             save_file(stored, cache, {"keys": "|".join(keys)})
         self.keys, self.t = keys, {k: v.to(device) for k, v in stored.items()}
+        if net.transform == "wct":  # the Lite0 covariance roots, in a file of their own (Lite0 only: fast)
+            self.t["feat_root"] = self._roots(files, sizes, net, cache.with_name(cache.stem + "_wct.safetensors"),
+                                              log).to(device)
+
+    def _roots(self, files: list[Path], sizes: tuple[int, ...], net: PaintNet, cache: Path, log) -> Tensor:
+        if cache.exists():
+            stored, meta = load_file(cache, dtype=None)
+            if meta.get("keys", "").split("|") == self.keys:
+                return stored["feat_root"]
+        rows, t0 = [], time.time()
+        for i, p in enumerate(files):
+            img, _ = read_image(p)
+            for z in sizes:
+                with torch.no_grad():
+                    f = net.encode(resize_long_side(img, z))
+                    rows.append(shrunk_power(feature_moments(f)[1], 0.5)[0].float())
+            if (i + 1) % 50 == 0 or i + 1 == len(files):
+                log(f"style bank (WCT roots): {i + 1}/{len(files)} paintings ({time.time() - t0:.0f} s)", flush=True)
+        roots = torch.stack(rows).contiguous()
+        save_file({"feat_root": roots}, cache, {"keys": "|".join(self.keys)})
+        return roots
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -144,7 +168,8 @@ class StyleBank:
     def painting(self, idx: list[int]) -> PaintingStats:
         t = self.t
         return PaintingStats(t["palette_mean"][idx], t["palette_cov"][idx],
-                             t["feat_mean"][idx][..., None, None], t["feat_std"][idx][..., None, None])
+                             t["feat_mean"][idx][..., None, None], t["feat_std"][idx][..., None, None],
+                             t["feat_root"][idx] if "feat_root" in t else None)
 
     def vgg(self, idx: list[int]) -> dict[str, Tensor]:
         return {k: v[idx] for k, v in self.t.items() if k.split(".")[0] in STYLE_LAYERS}
@@ -213,7 +238,7 @@ def train_paint(s: PaintTrainSettings, log=print) -> dict:
     train_p, held_p = split_paintings([p for d in s.style_dirs for p in list_images(d)])
     if not train_p:
         raise SettingsError("every painting given is held out; give more paintings.")
-    net = PaintNet()
+    net = PaintNet(transform=s.transform)
     vgg = FeatureExtractor("vgg16", STYLE_LAYERS)
     content = ImageBank(train_files, 512)
     log(f"{len(content)} photos, {len(train_p)} paintings ({len(held_p)} held out), sizes {s.style_sizes}", flush=True)
@@ -242,7 +267,7 @@ def train_paint(s: PaintTrainSettings, log=print) -> dict:
     def checkpoint() -> None:
         model = {k: v.detach().cpu().clone() for k, v in net.decoder.state_dict().items()}
         save_checkpoint(ckpt, model, opt, state.step, asdict(s), {"spent": clock.spent, "log": state.log})
-        meta = {"arch": ARCH, "steps": state.step, "minutes": round(clock.spent / 60, 1),
+        meta = {"arch": net.arch, "steps": state.step, "minutes": round(clock.spent / 60, 1),
                 "held_out": ",".join(p.name for p in held_p)}
         save_file(model, out / "paint.safetensors", meta)
         write_json(out / "log.json", {"settings": asdict(s), "held_out": [p.name for p in held_p], "log": state.log})
