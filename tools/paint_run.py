@@ -24,7 +24,8 @@ if __name__ == "__main__":
     ap.add_argument("--out", default=str(ROOT / "train_runs" / "paint"))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--data", default=str(DATA))
-    ap.add_argument("--transform", default=PaintTrainSettings.transform, choices=("adain", "wct"))
+    # the main run uses WCT since the pilots (train_runs/paint-adain = pilot A, AdaIN; see huafeng/weights/arbitrary.md)
+    ap.add_argument("--transform", default="wct", choices=("adain", "wct"))
     for w in ("content", "ms", "gram"):
         ap.add_argument(f"--{w}-weight", type=float, default=getattr(PaintTrainSettings, f"{w}_weight"))
     a = ap.parse_args()
