@@ -12,9 +12,10 @@ from .features import FeatureExtractor
 from .image import load_image, read_image, save_image
 from .methods import METHODS, get_stylizer, make_settings
 from .methods.optimize import OptimizeSettings, OptimizeStylizer
+from .provenance import Provenance, describe, read_provenance
 from .styles import BUNDLED, sample_photo
 
 __all__ = ["stylize", "stylize_image", "load_styles", "Controls", "Progress", "HuafengError", "ImageError", "OutputError",
            "SettingsError", "WeightsError", "FeatureExtractor", "load_image", "read_image", "save_image",
            "METHODS", "get_stylizer", "make_settings", "OptimizeSettings", "OptimizeStylizer", "BUNDLED",
-           "sample_photo"]
+           "sample_photo", "Provenance", "describe", "read_provenance"]

@@ -36,6 +36,7 @@ class BatchSettings:
     strength: float = 1.0
     preserve_color: str = "none"
     settings: dict = field(default_factory=dict)  # the method's settings (size, steps, ...)
+    metadata: bool = True               # write the provenance record into every output (huafeng.provenance)
 
 
 def plan(s: BatchSettings) -> list[tuple[Path, Path]]:
@@ -82,17 +83,20 @@ def _init_worker(method: str, settings: dict, threads: int) -> None:
 
 
 def _one(src: str, dst: str, styles: tuple[str, ...], method: str, strength: float, preserve_color: str,
-         settings: dict) -> dict:
+         settings: dict, metadata: bool = True) -> dict:
     """Stylize one file; never raises for bad input (the error becomes the record)."""
     from .api import stylize_image
     from .image import save_image
+    from .provenance import describe
 
     t0 = time.time()
     try:
         rgb, alpha = stylize_image(src, list(styles), method, strength=strength, preserve_color=preserve_color,
                                    **settings)
+        record = describe(method, list(styles), settings, strength=strength,
+                          preserve_color=preserve_color) if metadata else None
         Path(dst).parent.mkdir(parents=True, exist_ok=True)
-        save_image(rgb, dst, alpha=alpha, protect=[src])
+        save_image(rgb, dst, alpha=alpha, protect=[src], provenance=record)
         return {"input": src, "output": dst, "status": "done", "seconds": round(time.time() - t0, 2)}
     except HuafengError as e:
         return {"input": src, "output": dst, "status": "failed", "error": str(e)}
@@ -128,7 +132,7 @@ def run_batch(s: BatchSettings, progress: ProgressFn | None = None) -> dict:
                 progress(Progress(f"{rate:.2f} items/s, ETA {_eta((len(todo) - n) / max(rate, 1e-9))}",
                                   n, len(todo)))
 
-        args = (tuple(s.styles), s.method, s.strength, s.preserve_color, s.settings)
+        args = (tuple(s.styles), s.method, s.strength, s.preserve_color, s.settings, s.metadata)
         if s.ray is not None:
             from .batch_ray import run_on_ray
 

@@ -52,7 +52,7 @@ class Stylizer:
         return self.error
 
     def run(self, name: str, data: bytes, out_ext: str, styles: tuple[str, ...], method: str, strength: float,
-            preserve_color: str) -> dict:
+            preserve_color: str, metadata: bool = True) -> dict:
         """Stylize one file's bytes; returns the record, with the output file's bytes under ``data``."""
         from .batch import _one
 
@@ -63,7 +63,7 @@ class Stylizer:
             src.write_bytes(data)
             dst = work / ("out" + out_ext)
             styles = tuple(self._local(st) for st in styles)
-            r = _one(str(src), str(dst), styles, method, strength, preserve_color, self.settings)
+            r = _one(str(src), str(dst), styles, method, strength, preserve_color, self.settings, metadata)
             if r["status"] == "done":
                 r["data"] = dst.read_bytes()
             return r
@@ -184,7 +184,8 @@ def run_on_ray(s, todo: list[tuple[Path, Path]], record: Callable[[dict], None])
                     record({"input": str(src), "output": str(dst), "status": "failed",
                             "error": f"Cannot read {src.name}: {e.strerror or e}; check the file."})
                     continue
-                fut = actor.run.remote(src.name, data, dst.suffix, styles, s.method, s.strength, s.preserve_color)
+                fut = actor.run.remote(src.name, data, dst.suffix, styles, s.method, s.strength, s.preserve_color,
+                                       s.metadata)
                 pending[fut] = (actor, src, dst)
                 return
 

@@ -28,6 +28,7 @@ except ImportError:  # Pillow built without littlecms: embedded profiles are ign
 
 from huafeng.atomic import atomic_open
 from huafeng.errors import ImageError, ImageTooLargeError, OutputError, SettingsError
+from huafeng.provenance import Provenance, pillow_options
 
 Source = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray, torch.Tensor]
 
@@ -327,10 +328,13 @@ def check_output(path: str | os.PathLike, protect: Iterable[str | os.PathLike] =
 
 
 def save_image(img: torch.Tensor, path: str | os.PathLike, *, alpha: torch.Tensor | None = None,
-               protect: Iterable[str | os.PathLike] = (), quality: int = 95, png_level: int = 6) -> Path:
+               protect: Iterable[str | os.PathLike] = (), quality: int = 95, png_level: int = 6,
+               provenance: Provenance | None = None) -> Path:
     """Write the first image of ``img`` atomically to ``path``; the format follows the extension.
 
-    ``png_level`` is PNG's zlib level (1 is fast, for scratch frames; 6 is Pillow's default)."""
+    ``png_level`` is PNG's zlib level (1 is fast, for scratch frames; 6 is Pillow's default).
+    ``provenance`` (from :func:`huafeng.provenance.describe`) goes into the format's own metadata:
+    PNG text, EXIF for JPEG and WebP, TIFF tags, a GIF comment (BMP holds none)."""
     path = Path(os.fspath(path))
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise SettingsError(f"quality must be a whole number from 1 to 100, got {quality!r}.")
@@ -342,7 +346,7 @@ def save_image(img: torch.Tensor, path: str | os.PathLike, *, alpha: torch.Tenso
                "TIFF": {"compression": "tiff_lzw"} if features.check_codec("libtiff") else {}}.get(fmt, {})
     try:
         with atomic_open(path, "wb") as fh:  # temp file beside it, fsync, rename, fsync the folder
-            pil.save(fh, format=fmt, **options)
+            pil.save(fh, format=fmt, **options, **pillow_options(fmt, provenance))
     except (OSError, ValueError) as exc:
         raise OutputError(f"Cannot write {path.name}: {getattr(exc, 'strerror', None) or exc}; "
                           "check the folder's permissions and free space.") from None

@@ -31,9 +31,11 @@ from .atomic import atomic_path
 from .errors import ImageError, OutputError, SettingsError
 from .image import IMAGE_EXTENSIONS, read_image, save_image
 from .metrics import warp, warping_error
+from .provenance import Provenance
 
 Tensor = torch.Tensor
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
+COMMENT_TAG = "comment"  # the container tag that carries the provenance record
 
 
 # one pass per frame: the methods a video can use (optimize is minutes per frame; gan has its own sizes)
@@ -72,6 +74,18 @@ def probe(src: str | os.PathLike) -> dict:
                     "height": v.codec_context.height, "audio": bool(c.streams.audio)}
     except (av.error.FFmpegError, OSError) as e:
         raise ImageError(f"{src.name} is not a readable video ({type(e).__name__}).") from None
+
+
+def container_comment(src: str | os.PathLike) -> str | None:
+    """The container's comment tag (where huafeng writes its provenance record), or None."""
+    import av
+
+    try:
+        with av.open(str(src)) as c:
+            tags = {str(k).lower(): v for k, v in (c.metadata or {}).items()}
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
+        raise ImageError(f"{Path(src).name} is not a readable video ({type(e).__name__}).") from None
+    return tags.get(COMMENT_TAG)
 
 
 def _frame_files(folder: Path) -> list[Path]:
@@ -125,10 +139,12 @@ def flow_and_confidence(cur: Tensor, prev: Tensor, side: int = 480, trust_px: fl
 # ------------------------------------------------------------------------------------------ main
 def stylize_video(src: str | os.PathLike, dst: str | os.PathLike, stylizer, styles: list, weights: list[float],
                   controls: ctl.Controls = ctl.Controls(), settings: VideoSettings = VideoSettings(),
-                  progress: ctl.ProgressFn | None = None, report: bool = False) -> dict:
+                  progress: ctl.ProgressFn | None = None, report: bool = False,
+                  provenance: Provenance | None = None) -> dict:
     """Stylize a video file or a folder of frames into ``dst`` (a video file, or a folder for PNG frames).
 
-    Returns ``{"frames", "fps", "seconds", "warping_error" (if report), "output"}``.
+    ``provenance`` (from :func:`huafeng.provenance.describe`) goes into the container's ``comment``
+    tag, or into every PNG frame's text chunks. Returns ``{"frames", "fps", "seconds", "warping_error" (if report), "output"}``.
     """
     import time
 
@@ -145,7 +161,8 @@ def stylize_video(src: str | os.PathLike, dst: str | os.PathLike, stylizer, styl
     info = probe(src)
     parts = dst.with_name(dst.name + ".parts")
     state_file = parts / "state.json"
-    key = {"src": str(src.resolve()), "settings": asdict(settings), "frames": info["frames"]}
+    key = {"src": str(src.resolve()), "settings": asdict(settings), "frames": info["frames"],
+           "provenance": provenance.to_json() if provenance is not None else None}  # other work: start afresh
     if parts.exists() and (not state_file.exists() or json.loads(state_file.read_text()).get("key") != key):
         shutil.rmtree(parts)  # left by a different job: start afresh
     parts.mkdir(exist_ok=True)
@@ -166,7 +183,7 @@ def stylize_video(src: str | os.PathLike, dst: str | os.PathLike, stylizer, styl
                 k = conf * settings.consistency
                 out = (k * warp(prev_out, flow) + (1 - k) * out).clamp(0, 1)
             out = (out * 255).round() / 255  # exactly what the PNG holds: a resumed run continues identically
-            save_image(out, done, png_level=1)
+            save_image(out, done, png_level=1, provenance=provenance)  # (a folder output keeps these frames)
         if report and prev_in is not None:
             if flow is None:
                 flow, conf = flow_and_confidence(frame, prev_in, settings.flow_side, settings.trust_px)
@@ -175,7 +192,7 @@ def stylize_video(src: str | os.PathLike, dst: str | os.PathLike, stylizer, styl
         if progress:
             progress(ctl.Progress(f"frame {n}", n, max(info["frames"], n)))
     fps = info["fps"] or settings.fps
-    _write(parts, n, dst, src if info["audio"] else None, fps, settings.crf, to_folder)
+    _write(parts, n, dst, src if info["audio"] else None, fps, settings.crf, to_folder, provenance)
     shutil.rmtree(parts, ignore_errors=True)
     secs = time.time() - t0
     result = {"frames": n, "fps": round(n / secs, 2), "seconds": round(secs, 1), "output": str(dst)}
@@ -184,7 +201,8 @@ def stylize_video(src: str | os.PathLike, dst: str | os.PathLike, stylizer, styl
     return result
 
 
-def _write(parts: Path, n: int, dst: Path, audio_src: Path | None, fps: float, crf: int, to_folder: bool) -> None:
+def _write(parts: Path, n: int, dst: Path, audio_src: Path | None, fps: float, crf: int, to_folder: bool,
+           provenance: Provenance | None = None) -> None:
     """Encode the finished frames (and copy the audio) into ``dst`` atomically."""
     if to_folder:
         tmp = dst.with_name(f".{dst.name}.tmp")
@@ -199,6 +217,8 @@ def _write(parts: Path, n: int, dst: Path, audio_src: Path | None, fps: float, c
     import av
 
     with atomic_path(dst) as tmp, av.open(str(tmp), "w") as out:  # keeps the extension: av picks the format
+        if provenance is not None:  # mp4/mov: the ©cmt atom; mkv/webm: a COMMENT tag; avi: ICMT
+            out.metadata[COMMENT_TAG] = provenance.to_json()
         first = read_image(parts / "000000.png")[0]
         h, w = first.shape[-2:]
         v = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))

@@ -1,4 +1,5 @@
 """``huafeng batch --ray``: the same tree on a local Ray gives the same files, byte for byte, as a local run."""
+import hashlib
 import os
 
 import numpy as np
@@ -10,6 +11,7 @@ from huafeng.batch import BatchSettings, read_manifest, run_batch
 from huafeng.batch_ray import _ship, write_atomic
 from huafeng.cli import main
 from huafeng.image import save_image
+from huafeng.provenance import read_provenance
 from test_batch import TINY, make_tree
 
 ray = pytest.importorskip("ray")
@@ -41,6 +43,7 @@ def test_local_ray_gives_identical_outputs_and_the_same_manifest(tmp_path, capsy
         a, b = tmp_path / "local" / g.relative_to(src), tmp_path / "ray" / g.relative_to(src)
         assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
         assert a.read_bytes() == b.read_bytes()
+        assert read_provenance(b).styles[0]["sha256"] == hashlib.sha256(painting.read_bytes()).hexdigest()
     one, two = read_manifest(tmp_path / "local"), read_manifest(tmp_path / "ray")
     assert set(one) == set(two)
     crash = two.pop(str((src / "crash.png").resolve()))

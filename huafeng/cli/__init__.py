@@ -52,6 +52,12 @@ def _defaults_text(name: str) -> str:
     return ", ".join(parts)
 
 
+def _metadata_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-metadata", dest="metadata", action="store_false",
+                   help="write no provenance record (huafeng version, method, style name or sha256, models, "
+                        "settings; never a file path) into the output's metadata")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ..methods import DEFAULT_METHOD, METHODS
 
@@ -79,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-pixels", type=int, default=None, help="refuse inputs larger than this many pixels "
                    "(default: 100 million)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _metadata_flag(s)
     for name, (typ, help_text) in _SETTING_FLAGS.items():
         s.add_argument("--" + name.replace("_", "-"), type=typ, default=None,
                        help=f"{help_text} (default: {_defaults_text(name)})")
@@ -194,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     vid.add_argument("--backend", help="torch (default), onnx or onnx-int8 (onnxruntime, exported on first use)")
     vid.add_argument("--report", action="store_true", help="print the temporal warping error of the result")
     vid.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _metadata_flag(vid)
 
     bt = sub.add_parser("batch", help="stylize a folder tree into a mirrored tree (resumable, with a manifest)")
     bt.add_argument("input", help="folder of photos (walked recursively)")
@@ -210,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--strength", type=float, default=1.0)
     bt.add_argument("--preserve-color", nargs="?", const="luminance", default="none", metavar="MODE")
     bt.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _metadata_flag(bt)
+
+    i = sub.add_parser("info", help="what made a picture or video huafeng wrote (its provenance record)",
+                       description="Print the provenance record huafeng wrote into a file: version, method, "
+                       "styles, models and their sha256, settings. Example: huafeng info photo_stylized.jpg")
+    i.add_argument("file", help="an image (PNG, JPEG, WebP, TIFF, GIF) or video huafeng wrote")
+    i.add_argument("--json", action="store_true", help="print the record as JSON")
 
     x = sub.add_parser("export", help="export a trained network to ONNX (checked against torch), or as a web page",
                        description="Export to ONNX; every export is checked against torch on photos (max abs "
@@ -250,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return {"stylize": c._stylize, "styles": c._styles, "train": c._train, "evaluate": c._evaluate,
                 "bench": c._bench,
                 "serve": c._serve, "video": c._video,
-                "batch": c._batch, "export": c._export}[args.command](args)
+                "batch": c._batch, "export": c._export, "info": c._info}[args.command](args)
     except HuafengError as e:
         print(f"huafeng: error: {e}", file=sys.stderr)
         return e.exit_code

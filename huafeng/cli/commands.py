@@ -61,7 +61,7 @@ def _stylize(args: argparse.Namespace) -> int:
 
     for out in outputs:  # a bad -o fails now, not after minutes of work
         check_output(out, protect)
-    failures = 0
+    failures, record = 0, None
     for content, out in zip(contents, outputs):
         try:
             with _bar(content.name, args.quiet) as bar:
@@ -74,7 +74,12 @@ def _stylize(args: argparse.Namespace) -> int:
             print(f"huafeng: error: {e}", file=sys.stderr)
             failures += 1
             continue
-        path = save_image(rgb, out, alpha=alpha, protect=protect)
+        if args.metadata and record is None:  # the same for every photo; built once the first one worked
+            from ..provenance import describe
+
+            record = describe(args.method, args.style or [], settings, strength=args.strength,
+                              preserve_color=args.preserve_color, mask=args.mask)
+        path = save_image(rgb, out, alpha=alpha, protect=protect, provenance=record)
         print(path)
     return 2 if failures else 0
 
@@ -261,14 +266,20 @@ def _video(args: argparse.Namespace) -> int:
     method = choose_method(args.method, args.style, allowed=VIDEO_METHODS, what="video")
     opts = {k: v for k, v in (("size", args.size), ("weights", args.weights), ("backend", args.backend))
             if v is not None}
-    stylizer = get_stylizer(method, make_settings(method, **opts))
+    settings = make_settings(method, **opts)
+    stylizer = get_stylizer(method, settings)
     styles, weights = style_refs(args.style) if method == "fast" else load_styles(args.style)
+    record = None
+    if args.metadata:
+        from ..provenance import describe
+
+        record = describe(method, args.style, settings, strength=args.strength, preserve_color=args.preserve_color)
     src = Path(args.input)
     out = Path(args.output) if args.output else src.with_name(src.stem + "_stylized.mp4")
     controls = ctl.Controls(strength=args.strength, preserve_color=args.preserve_color)
     with _bar(src.name, args.quiet) as bar:
         r = stylize_video(src, out, stylizer, styles, weights, controls, VideoSettings(consistency=args.consistency),
-                          progress=bar.update, report=args.report)
+                          progress=bar.update, report=args.report, provenance=record)
     extra = f", warping error {r['warping_error']:.5f}" if args.report else ""
     print(f"{r['output']}: {r['frames']} frames, {r['fps']} fps{extra}")
     return 0
@@ -282,12 +293,37 @@ def _batch(args: argparse.Namespace) -> int:
     opts = {k: v for k, v in (("size", args.size), ("steps", args.steps)) if v is not None}
     s = BatchSettings(in_dir=args.input, out_dir=args.output, styles=tuple(args.style), method=method,
                       workers=args.workers if args.workers is not None else (0 if args.ray else 1), ray=args.ray,
-                      strength=args.strength, preserve_color=args.preserve_color, settings=opts)
+                      strength=args.strength, preserve_color=args.preserve_color, settings=opts,
+                      metadata=args.metadata)
     with _bar("batch", args.quiet) as bar:
         c = run_batch(s, progress=bar.update)
     print(f"{args.output}: {c['done']} done, {c['failed']} failed, {c['skipped']} skipped "
           f"({c['items_per_s']} items/s); see manifest.jsonl")
     return 2 if c["failed"] else 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from ..provenance import read_provenance
+
+    record = read_provenance(args.file)
+    if args.json:
+        print(record.to_json())
+        return 0
+    d = record.to_dict()
+
+    def ref(r: dict) -> str:
+        return r.get("name") or f"sha256 {r.get('sha256')}" + (" (pixels)" if r.get("of") == "pixels" else "")
+
+    print(f"{d['software']} {d['version']}")
+    print(f"method: {d['method']}")
+    for st in d["styles"]:
+        print(f"style: {ref(st)}" + (f", weight {st['weight']:g}" if "weight" in st else "") if "more" not in st
+              else f"style: and {st['more']} more")
+    for m in d["models"]:
+        print(f"model: {m.get('name', 'user file')}, sha256 {m.get('sha256')}")
+    print("settings: " + ", ".join(f"{k}={v}" for k, v in d["settings"].items()))
+    print("controls: " + ", ".join(f"{k}={v if not isinstance(v, dict) else ref(v)}" for k, v in d["controls"].items()))
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
