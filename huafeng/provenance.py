@@ -8,7 +8,7 @@ its content's sha256, or dropped.
 
 Where it goes, per format (what a reader of that format shows):
 
-- PNG: an ``iTXt`` chunk ``huafeng`` (the JSON) and a ``tEXt`` chunk ``Software``;
+- PNG: ``tEXt`` chunks ``huafeng`` (the JSON, ASCII) and ``Software`` (tEXt, not iTXt: more tools show it);
 - JPEG and WebP: EXIF ``UserComment`` (the JSON), ``Software`` and a one-line ``ImageDescription``;
 - TIFF: the ``ImageDescription`` tag (the JSON) and ``Software``;
 - GIF: the comment extension; BMP has no metadata, so it carries none;
@@ -221,7 +221,7 @@ def pillow_options(fmt: str, record: Provenance | None) -> dict:
     if fmt == "PNG":
         info = PngImagePlugin.PngInfo()
         info.add_text("Software", software)
-        info.add_itxt(KEY, text)  # before the image data: a reader finds it without decoding pixels
+        info.add_text(KEY, text)  # ASCII, so tEXt; before the image data: found without decoding pixels
         return {"pnginfo": info}
     if fmt in ("JPEG", "WEBP"):
         exif = Image.Exif()
@@ -259,6 +259,7 @@ def _parse(value: Any) -> Provenance | None:
 def read_provenance(src: str | os.PathLike) -> Provenance:
     """The record in an image file (PNG, JPEG, WebP, TIFF, GIF) or a video file; raises
     :class:`ImageError` (one line) when the file is unreadable or carries none."""
+    from .image import DEFAULT_MAX_PIXELS, _pillow_guard
     from .video import VIDEO_EXTENSIONS, container_comment
 
     path = Path(os.fspath(src))
@@ -269,9 +270,10 @@ def read_provenance(src: str | os.PathLike) -> Provenance:
         values = [container_comment(path)]
     else:
         try:
-            with open(path, "rb") as fp, warnings.catch_warnings():
-                # Only the header is read (no pixels): the bomb *error* (2x Pillow's limit) still stops huge files.
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # The library's bomb guard, as for any read (huafeng's limit, one open at a time). Only the header and
+            # metadata are read, never pixels: the warning between 1x and 2x the limit is moot, the error past 2x stays.
+            with open(path, "rb") as fp, _pillow_guard(DEFAULT_MAX_PIXELS):
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # inside the guard's catch_warnings
                 with Image.open(fp, formats=_READ_FORMATS) as im:
                     values = _candidates(im)
         except Image.DecompressionBombError:

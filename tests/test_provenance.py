@@ -96,7 +96,7 @@ def test_foreign_or_forged_metadata_is_not_a_record(tmp_path):
     for text in ['{"software": "other", "method": "x"}', "not json", '{"software": "huafeng"}',
                  '{"software": "huafeng", "method": "m", "styles": "oops"}', " " * 70000]:
         info = PngInfo()
-        info.add_itxt("huafeng", text)
+        info.add_text("huafeng", text)
         Image.new("RGB", (4, 4)).save(tmp_path / "f.png", pnginfo=info)
         with pytest.raises(ImageError, match="no huafeng record"):
             read_provenance(tmp_path / "f.png")
@@ -105,6 +105,24 @@ def test_foreign_or_forged_metadata_is_not_a_record(tmp_path):
         read_provenance(tmp_path / "t.png")
     with pytest.raises(ImageError, match="does not exist"):
         read_provenance(tmp_path / "missing.png")
+
+
+def test_the_bomb_guard_stays_on_when_reading(tmp_path):
+    import struct
+    import zlib
+
+    from huafeng.errors import ImageTooLargeError
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    bomb = tmp_path / "bomb.png"  # a 30000 x 30000 header (900 MP) and almost no data
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    before = Image.MAX_IMAGE_PIXELS
+    with pytest.raises(ImageTooLargeError, match="too large"):
+        read_provenance(bomb)
+    assert Image.MAX_IMAGE_PIXELS == before and before is not None
 
 
 def test_cli_writes_the_record_and_no_metadata_leaves_none(photo, tmp_path, capsys):
@@ -197,3 +215,11 @@ def test_video_carries_a_container_tag(tmp_path):
     stylize_video(clip, tmp_path / "bare.mp4", FastStylizer(), [str(net)], [1.0])
     with pytest.raises(ImageError, match="no huafeng record"):
         read_provenance(tmp_path / "bare.mp4")
+    # the command line: on by default, off with --no-metadata
+    assert main(["video", str(clip), "--style", "starry-night", "-o", str(tmp_path / "cli.mp4"), "-q"]) == 0
+    r = read_provenance(tmp_path / "cli.mp4")
+    assert r.method == "fast" and r.styles == ({"name": "starry-night", "weight": 1.0},)
+    assert main(["video", str(clip), "--style", "starry-night", "-o", str(tmp_path / "cli-bare.mp4"), "-q",
+                 "--no-metadata"]) == 0
+    with pytest.raises(ImageError, match="no huafeng record"):
+        read_provenance(tmp_path / "cli-bare.mp4")
