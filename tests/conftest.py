@@ -52,3 +52,15 @@ def serve():
     for srv, t in running:
         srv.should_exit = True
         t.join(10)
+
+
+@pytest.fixture(scope="session")
+def decoders(tmp_path_factory):
+    """Untrained photoreal decoders in a file: the service's mechanics don't depend on the shipped weights."""
+    from huafeng.methods.photoreal import LEVELS, Decoder
+    from huafeng.weights import save_file
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "dec.safetensors"
+    save_file({f"{lv}.{k}": v for lv in LEVELS for k, v in Decoder(lv).state_dict().items()}, path)
+    return str(path)

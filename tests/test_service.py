@@ -1,5 +1,4 @@
 """The REST API through FastAPI's TestClient: happy paths, limits, cancellation, bad input."""
-import io
 import re
 import time
 
@@ -8,46 +7,10 @@ import torch
 from fastapi.testclient import TestClient
 
 from huafeng.image import save_image
-from huafeng.methods.photoreal import LEVELS, Decoder
 from huafeng.service import ServiceConfig, create_app
-from huafeng.weights import save_file
 
 from corpus import make_corpus
-
-
-@pytest.fixture(scope="module")
-def decoders(tmp_path_factory):
-    """Untrained decoders in a file: the API's mechanics don't depend on the shipped weights."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "dec.safetensors"
-    save_file({f"{lv}.{k}": v for lv in LEVELS for k, v in Decoder(lv).state_dict().items()}, path)
-    return str(path)
-
-
-def png_bytes(h=40, w=56, seed=0) -> bytes:
-    torch.manual_seed(seed)
-    buf = io.BytesIO()
-    from huafeng.image import to_pil
-
-    to_pil(torch.rand(1, 3, h, w)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def make_client(tmp_path, decoders, optimize_steps=4, **kw):
-    cfg = ServiceConfig(results_dir=str(tmp_path / "results"),
-                        method_defaults={"photoreal": {"weights": decoders, "levels": ("L2", "L1")},
-                                         "optimize": {"steps": optimize_steps}}, **kw)
-    return TestClient(create_app(cfg))
-
-
-def wait(client, job_id, timeout=60):
-    end = time.time() + timeout
-    while time.time() < end:
-        j = client.get(f"/v1/jobs/{job_id}").json()
-        if j["status"] not in ("queued", "running"):
-            return j
-        time.sleep(0.05)
-    raise AssertionError("job did not finish")
+from service_kit import make_client, png_bytes, wait
 
 
 @pytest.fixture()

@@ -3,21 +3,30 @@
 The queue holds at most ``max_queue`` waiting jobs (beyond that, :class:`QueueFull` → HTTP 429);
 ``workers`` threads run them. A job's progress callback raises :class:`Cancelled` once the job is
 cancelled or past its time limit, which unwinds the library call at its next progress report.
-Results go to ``results_dir`` under random names; the folder is kept under ``results_cap_bytes`` by
-evicting the oldest files.
+
+Jobs that are queued or running live in memory (with their inputs and cancel flag); every change of
+state is also written to the :class:`~.store.JobStore`, which answers for jobs once they finish and
+after a restart. Results go to the results folder under the job's id; the folder is kept under its
+size cap by evicting the oldest results.
 """
 from __future__ import annotations
 
 import queue
+import re
+import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..controls import Progress
 from ..errors import HuafengError
+from .store import JobStore, remove_scratch
+
+RESULT_NAME = re.compile(r"^[0-9a-f]{32}\.[a-z0-9]+$")  # a result file: the job's id and a suffix
+_PROGRESS_EVERY = 1.0  # seconds between progress writes to the database (memory has every report)
 
 
 class QueueFull(Exception):
@@ -34,11 +43,14 @@ class Cancelled(HuafengError):
 class Job:
     id: str
     params: dict
+    kind: str = "image"               # image, video, train
+    method: str | None = None
     status: str = "queued"            # queued, running, done, failed, cancelled
     progress: float = 0.0
     stage: str = ""
     error: str | None = None
     result: Path | None = None
+    scratch: tuple[str, ...] = ()     # files the job owns until it ends (uploads waiting to run)
     created: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
@@ -46,7 +58,7 @@ class Job:
 
     def public(self) -> dict:
         out = {"id": self.id, "status": self.status, "progress": round(self.progress, 3), "stage": self.stage,
-               "error": self.error, "method": self.params.get("method")}
+               "error": self.error, "method": self.method}
         if self.status == "done":
             out["result"] = f"/v1/jobs/{self.id}/result"
         if self.started:
@@ -55,38 +67,48 @@ class Job:
 
 
 class JobQueue:
-    def __init__(self, run: Callable[[Job, Callable[[Progress], None]], Path], *, workers: int = 1,
-                 max_queue: int = 8, job_timeout: float = 600.0, keep_jobs: int = 500) -> None:
-        self._run, self.job_timeout, self.keep_jobs = run, job_timeout, keep_jobs
+    def __init__(self, run: Callable[[Job, Callable[[Progress], None]], Path], store: JobStore, results: Path, *,
+                 workers: int = 1, max_queue: int = 8, job_timeout: float = 600.0) -> None:
+        self._run, self.store, self.results, self.job_timeout = run, store, Path(results), job_timeout
         self._q: queue.Queue[Job] = queue.Queue(maxsize=max_queue)
-        self.jobs: dict[str, Job] = {}
+        self.live: dict[str, Job] = {}    # this process's queued and running jobs
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._worker, daemon=True, name=f"huafeng-worker-{i}")
                          for i in range(workers)]
         for t in self._threads:
             t.start()
 
-    def submit(self, params: dict) -> Job:
-        job = Job(id=uuid.uuid4().hex, params=params)
-        with self._lock:
-            try:
-                self._q.put_nowait(job)
-            except queue.Full:
-                raise QueueFull from None
-            self.jobs[job.id] = job
-            self._forget_old()
+    def submit(self, params: dict, *, kind: str = "image", scratch: Sequence[str] = ()) -> Job:
+        """Queue a job (recorded before it can start); :class:`QueueFull` when the queue is full."""
+        job = Job(id=uuid.uuid4().hex, params=params, kind=kind, method=params.get("method"), scratch=tuple(scratch))
+        with self._lock:  # only submit puts, so "not full" here still holds at put_nowait
+            if self._q.full():
+                raise QueueFull
+            self.store.insert(job.id, kind, job.method, job.created, list(job.scratch))
+            self._q.put_nowait(job)
+            self.live[job.id] = job
         return job
 
     def get(self, job_id: str) -> Job | None:
-        return self.jobs.get(job_id)
+        """A live job, else the record of a finished one (from this or an earlier process)."""
+        with self._lock:
+            job = self.live.get(job_id)
+        if job is not None:
+            return job
+        row = self.store.get(job_id)
+        return None if row is None else self._from_record(row)
 
     def cancel(self, job_id: str) -> Job | None:
-        job = self.jobs.get(job_id)
-        if job is not None and job.status in ("queued", "running"):
-            job.cancel.set()
-            if job.status == "queued":
-                job.status, job.finished = "cancelled", time.time()
-        return job
+        """Cancel a queued or running job of this process; other jobs are returned as they are."""
+        with self._lock:
+            job = self.live.get(job_id)
+            if job is not None and job.status in ("queued", "running"):
+                job.cancel.set()
+                if job.status == "queued":  # never started: it ends here (the worker skips it)
+                    job.status, job.finished = "cancelled", time.time()
+                    self._record_end(job)
+                    remove_scratch(list(job.scratch), self.results)
+        return job if job is not None else self.get(job_id)
 
     @property
     def waiting(self) -> int:
@@ -94,12 +116,27 @@ class JobQueue:
 
     @property
     def running(self) -> int:
-        return sum(1 for j in list(self.jobs.values()) if j.status == "running")
+        with self._lock:
+            return sum(1 for j in self.live.values() if j.status == "running")
 
-    def _forget_old(self) -> None:
-        finished = [j for j in self.jobs.values() if j.status in ("done", "failed", "cancelled")]
-        for j in sorted(finished, key=lambda j: j.created)[: max(0, len(self.jobs) - self.keep_jobs)]:
-            del self.jobs[j.id]
+    def _from_record(self, row: dict) -> Job:
+        name = row["result"]
+        result = self.results / name if name and RESULT_NAME.match(name) else None
+        return Job(id=row["id"], params={}, kind=row["kind"], method=row["method"], status=row["status"],
+                   progress=row["progress"], stage=row["stage"], error=row["error"], result=result,
+                   scratch=tuple(row["scratch"]), created=row["created"], started=row["started"],
+                   finished=row["finished"])
+
+    def _record_end(self, job: Job) -> None:
+        """Write a finished job's record, then let go of it (called under the lock): from here on the
+        database answers for it, and its inputs are freed."""
+        try:
+            self.store.update(job.id, status=job.status, progress=job.progress, stage=job.stage, error=job.error,
+                              result=job.result.name if job.result is not None else None, finished=job.finished)
+        except sqlite3.Error:
+            return  # the database failed (disk full?): memory keeps answering for the job
+        self.live.pop(job.id, None)
+        job.params = {}
 
     def _worker(self) -> None:
         while True:
@@ -107,17 +144,22 @@ class JobQueue:
             if job.cancel.is_set():
                 continue
             job.status, job.started = "running", time.time()
+            saved = [job.started]
 
-            def report(p: Progress, job: Job = job) -> None:
+            def report(p: Progress, job: Job = job, saved: list = saved) -> None:
                 if job.cancel.is_set():
                     raise Cancelled("the job was cancelled.")
                 if time.time() - job.started > self.job_timeout:
                     raise Cancelled(f"the job ran past its {self.job_timeout:.0f} s limit and was stopped.")
                 job.progress, job.stage = p.fraction, p.stage
+                if time.time() - saved[0] > _PROGRESS_EVERY:  # other processes on the database see it move
+                    saved[0] = time.time()
+                    self.store.update(job.id, progress=job.progress, stage=job.stage)
 
             try:
-                job.result = self._run(job, report)
-                job.status, job.progress = "done", 1.0
+                self.store.update(job.id, status="running", started=job.started)
+                result = self._run(job, report)
+                job.result, job.status, job.progress = result, "done", 1.0
             except Cancelled as e:
                 job.status, job.error = "cancelled", str(e)
             except HuafengError as e:
@@ -126,11 +168,15 @@ class JobQueue:
                 job.status, job.error = "failed", f"internal error: {type(e).__name__}"
             finally:
                 job.finished = time.time()
+                with self._lock:
+                    self._record_end(job)
 
 
-def evict_oldest(folder: Path, cap_bytes: int) -> None:
-    """Delete the oldest files in ``folder`` until its total size is at most ``cap_bytes``."""
-    files = sorted((p for p in folder.iterdir() if p.is_file()), key=lambda p: p.stat().st_mtime)
+def evict_oldest(folder: Path, cap_bytes: int, only: Callable[[Path], bool] | None = None) -> None:
+    """Delete the oldest files in ``folder`` (those ``only`` accepts, if given) until their total size
+    is at most ``cap_bytes``."""
+    files = sorted((p for p in folder.iterdir() if p.is_file() and (only is None or only(p))),
+                   key=lambda p: p.stat().st_mtime)
     total = sum(p.stat().st_size for p in files)
     for p in files:
         if total <= cap_bytes:

@@ -1,0 +1,61 @@
+"""What a worker thread does with a job: call the library, write the result under the job's id in the
+results folder, keep the folder under its size cap."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ..api import stylize_image
+from ..image import save_image
+from .config import ServiceConfig
+from .jobs import RESULT_NAME, Job, evict_oldest
+from .params import build_stylizer
+
+
+class Runner:
+    """``runner(job, report) -> result path``, for image, video and train jobs."""
+
+    def __init__(self, config: ServiceConfig, results: Path) -> None:
+        self.config, self.results = config, results
+
+    def __call__(self, job: Job, report) -> Path:
+        out = {"video": self._video, "train": self._train}.get(job.kind, self._image)(job, report)
+        # only results count towards the cap: the uploads of queued jobs are never evicted
+        evict_oldest(self.results, self.config.results_cap_bytes, only=lambda p: bool(RESULT_NAME.match(p.name)))
+        return out
+
+    def _image(self, job: Job, report) -> Path:
+        p = job.params
+        rgb, alpha = stylize_image(p["content"], p["styles"], p["method"], strength=p["strength"],
+                                   preserve_color=p["preserve_color"], progress=report,
+                                   **{**self.config.method_defaults.get(p["method"], {}), **p["settings"]})
+        return save_image(rgb, self.results / f"{job.id}.png", alpha=alpha)
+
+    def _video(self, job: Job, report) -> Path:
+        from ..video import VideoSettings, stylize_video
+
+        p = job.params
+        stylizer = build_stylizer(self.config, p["method"], p["settings"])
+        out = self.results / f"{job.id}.mp4"
+        try:
+            stylize_video(p["video"], out, stylizer, p["styles"], [1.0] * len(p["styles"]),
+                          settings=VideoSettings(consistency=p["consistency"]), progress=report)
+        finally:
+            Path(p["video"]).unlink(missing_ok=True)
+        return out
+
+    def _train(self, job: Job, report) -> Path:
+        from ..train.style import StyleTrainSettings, train_style
+
+        p = job.params
+        work = Path(p["work"])  # made by the route, and recorded as the job's scratch
+        try:
+            summary = train_style(StyleTrainSettings(painting=p["painting"], content_dir=self.config.train_content_dir,
+                                                     out=str(work), name="style", minutes=p["minutes"],
+                                                     **self.config.train_overrides), progress=report)
+            out = self.results / f"{job.id}.safetensors"
+            shutil.copyfile(summary["weights"], out)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            Path(p["painting"]).unlink(missing_ok=True)
+        return out
