@@ -26,7 +26,7 @@ def _menu() -> list[str]:
     from huafeng.methods import METHODS
     from huafeng.methods.gan import gallery as gan_gallery
 
-    return ["auto"] + [m for m in METHODS if m != "gan"] + [f"gan:{n}" for n in gan_gallery()]
+    return ["auto"] + [o for m in METHODS for o in ([f"gan:{n}" for n in gan_gallery()] if m == "gan" else [m])]
 
 
 def _launch(p):
@@ -66,6 +66,41 @@ def test_a_gallery_style_with_the_default_method_runs_its_trained_network(server
         job = resp.value.json()["id"]
         expect(page.locator("#status")).to_contain_text("done", timeout=120_000)
         assert page.request.get(f"{server}/v1/jobs/{job}").json()["method"] == "fast"
+        browser.close()
+    assert not errors, errors
+
+
+def test_a_gan_model_from_the_method_list_runs_without_a_style(server, tmp_path):
+    """Every shipped GAN model is its own entry in the method menu; picking one needs no style, and
+    the job runs that model (the job's reported method)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from huafeng.methods.gan import gallery as gan_gallery
+
+    if not gan_gallery():
+        pytest.skip("no GAN model is shipped")
+    photo = tmp_path / "photo.png"
+    save_image(read_image(sample_photo("parrots"))[0], photo)
+    with sync_playwright() as p:
+        browser = _launch(p)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server + "/")
+        expect(page.locator("#method option")).to_have_count(len(_menu()))
+        gans = page.eval_on_selector_all("#method option[data-model]", "os => os.map(o => o.dataset.model)")
+        assert gans == list(gan_gallery())
+        page.set_input_files("#photo", str(photo))
+        expect(page.locator("#go")).to_be_disabled()  # no style yet, and auto needs one
+        page.select_option("#method", f"gan:{gans[0]}")
+        page.select_option("#size", "256")
+        expect(page.locator("#go")).to_be_enabled()
+        with page.expect_response(lambda r: r.url.endswith("/v1/jobs") and r.request.method == "POST") as resp:
+            page.click("#go")
+        job = resp.value.json()["id"]
+        expect(page.locator("#status")).to_contain_text("done", timeout=120_000)
+        assert page.request.get(f"{server}/v1/jobs/{job}").json()["method"] == "gan"
+        assert page.eval_on_selector("#after", "img => img.naturalWidth") == 256
         browser.close()
     assert not errors, errors
 
