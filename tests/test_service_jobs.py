@@ -182,6 +182,7 @@ def test_the_schema_documents_every_status_the_server_answers(tmp_path, decoders
     try:
         r = send("POST", "/v1/stylize", files=photo, data={"style": "udnie", "size": "32"})
         assert r.status_code == 504  # waited behind the busy worker past the request timeout
+        assert client.get("/v1/health").json()["queued"] == 0  # the stopped job left the queue at once
         accepted = []
         for _ in range(6):  # fill the queue
             r = send("POST", "/v1/jobs", files=photo, data={"style": "udnie", "size": "32"})
@@ -214,7 +215,12 @@ def test_the_schema_says_a_style_is_required(tmp_path, decoders):
     """The forms' rule is in their schemas: a generated client (or any validator) knows that a request
     with neither style nor style_file (nor, for a job, a GAN model with method auto or gan) is invalid,
     as the server answers (422); and which style names exist."""
+    from huafeng.methods import METHODS
+    from huafeng.methods.fast import gallery as fast_gallery
     from huafeng.methods.gan import gallery as gan_gallery
+    from huafeng.service.routes_stylize import SYNC_METHODS
+    from huafeng.styles import BUNDLED
+    from huafeng.video import VIDEO_METHODS
 
     client = make_client(tmp_path, decoders)
     doc = client.get("/openapi.json").json()
@@ -231,6 +237,11 @@ def test_the_schema_says_a_style_is_required(tmp_path, decoders):
         assert not valid(style="../../etc/passwd") and not valid(style="udnie", method="../optimize")
         for model in gan_gallery():
             assert valid(model=model) == (url == "/v1/jobs") and not valid(model=model, method="photoreal")
+        runs = {"/v1/jobs": METHODS, "/v1/stylize": SYNC_METHODS, "/v1/video-jobs": VIDEO_METHODS}[url]
+        for m in METHODS:  # the methods each form runs, as the server decides
+            assert valid(style_file="x", method=m) == (m in runs and m != "fast"), (url, m)
+        for name in BUNDLED:  # fast: only styles with a trained network
+            assert valid(style=name, method="fast") == ("fast" in runs and name in fast_gallery()), (url, name)
     for model in list(gan_gallery())[:1]:  # the server agrees with the schema on the model rule
         ok = client.post("/v1/jobs", files={"content": ("p.png", png_bytes())}, data={"model": model, "size": "32"})
         assert ok.status_code == 202 and ok.json()["method"] == "gan", ok.text
@@ -238,6 +249,12 @@ def test_the_schema_says_a_style_is_required(tmp_path, decoders):
                           data={"model": model, "method": "photoreal"})
         assert bad.status_code == 422 and "style" in bad.json()["error"]
         wait(client, ok.json()["id"])
+    untrained = next((n for n in BUNDLED if n not in fast_gallery()), None)
+    if untrained:  # ... and the server refuses what the schema calls invalid
+        r = client.post("/v1/jobs", files={"content": ("p.png", png_bytes())}, data={"style": untrained, "method": "fast"})
+        assert r.status_code == 422
+    r = client.post("/v1/stylize", files={"content": ("p.png", png_bytes())}, data={"style": "udnie", "method": "optimize"})
+    assert r.status_code == 422
 
 
 def test_decoding_and_building_run_off_the_event_loop(tmp_path, decoders, monkeypatch):

@@ -19,8 +19,9 @@ class StyleForm:
     size: int | None
 
 
-def style_form(config: ServiceConfig):
-    """A dependency reading the style fields (``Depends(style_form(config))``)."""
+def style_form(config: ServiceConfig, methods: list[str] | None = None):
+    """A dependency reading the style fields (``Depends(style_form(config))``); ``methods``: those the
+    route runs (default: all)."""
 
     def fields(style: str | None = Form(None, description="A bundled style's name (GET /v1/styles), or several "
                                                           "separated by commas (a blend). Give style or style_file.",
@@ -29,7 +30,7 @@ def style_form(config: ServiceConfig):
                                                                       "(instead of style)."),
                method: str = Form("auto", description="'auto': the library's choice (a gallery style with a trained "
                                                       "network runs it, as in the CLI); see GET /v1/methods.",
-                                  json_schema_extra={"enum": method_choices()}),
+                                  json_schema_extra={"enum": methods or method_choices()}),
                size: int | None = Form(None, description="The long side of the result in pixels (default: the method's).",
                                        json_schema_extra={"minimum": 16, "maximum": config.max_size})) -> StyleForm:
         return StyleForm(style, style_file, method, size)
@@ -44,3 +45,12 @@ def color_field():
 
 def strength_field():
     return Form(1.0, ge=0, le=1, description="0: the photo, 1: fully stylized.")
+
+
+def fast_pattern() -> str:
+    """The ``style`` values the fast method runs: bundled styles that have a trained network."""
+    from ..methods import fast
+    from ..styles import BUNDLED
+
+    trained = [n for n in BUNDLED if n in fast.gallery()]
+    return style_pattern(trained) if trained else "^$"  # with minLength 1: nothing (fast has no network)

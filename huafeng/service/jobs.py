@@ -11,12 +11,12 @@ size cap by evicting the oldest results.
 """
 from __future__ import annotations
 
-import queue
 import re
 import sqlite3
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,9 +70,11 @@ class JobQueue:
     def __init__(self, run: Callable[[Job, Callable[[Progress], None]], Path], store: JobStore, results: Path, *,
                  workers: int = 1, max_queue: int = 8, job_timeout: float = 600.0) -> None:
         self._run, self.store, self.results, self.job_timeout = run, store, Path(results), job_timeout
-        self._q: queue.Queue[Job] = queue.Queue(maxsize=max_queue)
-        self.live: dict[str, Job] = {}    # this process's queued and running jobs
+        self.max_queue = max_queue
+        self._waiting: deque[Job] = deque()  # queued jobs, oldest first; a cancelled one leaves at once
+        self.live: dict[str, Job] = {}       # this process's queued and running jobs
         self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
         self._threads = [threading.Thread(target=self._worker, daemon=True, name=f"huafeng-worker-{i}")
                          for i in range(workers)]
         for t in self._threads:
@@ -81,12 +83,13 @@ class JobQueue:
     def submit(self, params: dict, *, kind: str = "image", scratch: Sequence[str] = ()) -> Job:
         """Queue a job (recorded before it can start); :class:`QueueFull` when the queue is full."""
         job = Job(id=uuid.uuid4().hex, params=params, kind=kind, method=params.get("method"), scratch=tuple(scratch))
-        with self._lock:  # only submit puts, so "not full" here still holds at put_nowait
-            if self._q.full():
+        with self._ready:
+            if len(self._waiting) >= self.max_queue:
                 raise QueueFull
             self.store.insert(job.id, kind, job.method, job.created, list(job.scratch))
-            self._q.put_nowait(job)
+            self._waiting.append(job)
             self.live[job.id] = job
+            self._ready.notify()
         return job
 
     def get(self, job_id: str) -> Job | None:
@@ -104,7 +107,8 @@ class JobQueue:
             job = self.live.get(job_id)
             if job is not None and job.status in ("queued", "running"):
                 job.cancel.set()
-                if job.status == "queued":  # never started: it ends here (the worker skips it)
+                if job.status == "queued":  # never started: it ends here, and frees its place in the queue
+                    self._waiting.remove(job)
                     job.status, job.finished = "cancelled", time.time()
                     self._record_end(job)
                     remove_scratch(list(job.scratch), self.results)
@@ -112,7 +116,8 @@ class JobQueue:
 
     @property
     def waiting(self) -> int:
-        return self._q.qsize()
+        with self._lock:
+            return len(self._waiting)
 
     @property
     def running(self) -> int:
@@ -140,10 +145,11 @@ class JobQueue:
 
     def _worker(self) -> None:
         while True:
-            job = self._q.get()
-            if job.cancel.is_set():
-                continue
-            job.status, job.started = "running", time.time()
+            with self._ready:  # taken and marked running at once: a cancel sees it queued or running, never between
+                while not self._waiting:
+                    self._ready.wait()
+                job = self._waiting.popleft()
+                job.status, job.started = "running", time.time()
             saved = [job.started]
 
             def report(p: Progress, job: Job = job, saved: list = saved) -> None:
@@ -154,7 +160,10 @@ class JobQueue:
                 job.progress, job.stage = p.fraction, p.stage
                 if time.time() - saved[0] > _PROGRESS_EVERY:  # other processes on the database see it move
                     saved[0] = time.time()
-                    self.store.update(job.id, progress=job.progress, stage=job.stage)
+                    try:
+                        self.store.update(job.id, progress=job.progress, stage=job.stage)
+                    except sqlite3.Error:
+                        pass  # progress is a courtesy to other processes; this one has it in memory
 
             try:
                 self.store.update(job.id, status="running", started=job.started)

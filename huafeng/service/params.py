@@ -23,10 +23,10 @@ from .schema import TooLarge
 STYLE_MISSING = "give a style name (style) or a painting (style_file)."
 
 
-def style_pattern() -> str:
-    """The ``style`` field: one bundled style name, or several separated by commas (a blend).
-    The same regular expression is the schema's ``pattern`` and the server's check."""
-    names = "|".join(BUNDLED)
+def style_pattern(styles=None) -> str:
+    """The ``style`` field: one bundled style name (or one of ``styles``), or several separated by
+    commas (a blend). The same regular expression is the schema's ``pattern`` and the server's check."""
+    names = "|".join(BUNDLED if styles is None else styles)
     assert re.fullmatch(r"[a-z0-9|-]+", names), "style names are plain words (the pattern stays portable)"
     return rf"^(?: *(?:{names}) *(?:, *(?:{names}) *)*)?$"
 

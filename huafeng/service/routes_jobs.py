@@ -12,8 +12,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import SettingsError
 from ..image import read_image
+from ..video import VIDEO_METHODS
 from .config import ServiceConfig
-from .forms import StyleForm, color_field, strength_field, style_form
+from .forms import StyleForm, color_field, fast_pattern, strength_field, style_form
 from .jobs import Job, JobQueue
 from .params import job_params, read_upload
 from .schema import UPLOAD_ERRORS, JobInfo, TooLarge, binary, error, errors, style_rule
@@ -32,7 +33,7 @@ def jobs_router(config: ServiceConfig, jobs: JobQueue, results: Path) -> APIRout
                        json_schema_extra={"enum": models} if models else None)
 
     @r.post("/v1/jobs", status_code=202, **_JOB, responses=errors(*UPLOAD_ERRORS, 500),
-            openapi_extra=style_rule(model_too=True))
+            openapi_extra=style_rule(model_too=True, fast_pattern=fast_pattern()))
     async def create_job(content: UploadFile = File(..., description="The photo."),
                          form: StyleForm = Depends(style_form(config)), strength: float = strength_field(),
                          preserve_color: str = color_field(), model: str | None = model_field) -> dict:
@@ -44,13 +45,11 @@ def jobs_router(config: ServiceConfig, jobs: JobQueue, results: Path) -> APIRout
         return (await run_in_threadpool(jobs.submit, p)).public()
 
     @r.post("/v1/video-jobs", status_code=202, **_JOB, responses=errors(*UPLOAD_ERRORS, 500),
-            openapi_extra=style_rule(model_too=False))
+            openapi_extra=style_rule(model_too=False, fast_pattern=fast_pattern()))
     async def create_video_job(video: UploadFile = File(..., description="mp4, mov, mkv or webm."),
-                               form: StyleForm = Depends(style_form(config)),
+                               form: StyleForm = Depends(style_form(config, ["auto", *VIDEO_METHODS])),
                                consistency: float = Form(0.7, ge=0, lt=1, description="Temporal consistency.")) -> dict:
         """Stylize a video with temporal consistency; the audio is kept. Give ``style`` or ``style_file``."""
-        from ..video import VIDEO_METHODS
-
         painting = await read_upload(form.style_file, config, optional=True)
         p = await run_in_threadpool(job_params, config, None, form.style, painting, form.method, size=form.size,
                                     allowed=VIDEO_METHODS, what="video")
@@ -59,7 +58,8 @@ def jobs_router(config: ServiceConfig, jobs: JobQueue, results: Path) -> APIRout
                   "settings": p["settings"], "consistency": consistency}
         return (await run_in_threadpool(_submit, jobs, params, "video", [path])).public()
 
-    @r.post("/v1/train-jobs", status_code=202, **_JOB, responses=errors(*UPLOAD_ERRORS))
+    @r.post("/v1/train-jobs", status_code=202, **_JOB, responses=errors(*UPLOAD_ERRORS),
+            include_in_schema=config.train_content_dir is not None)  # documented where this server trains
     async def create_train_job(painting: UploadFile = File(..., description="The painting to learn."),
                                minutes: float = Form(5.0, gt=0, description="Training time.",
                                                      json_schema_extra={"maximum": config.train_max_minutes})) -> dict:

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from ..errors import SettingsError
 from .config import ServiceConfig
-from .forms import StyleForm, color_field, strength_field, style_form
+from .forms import StyleForm, color_field, fast_pattern, strength_field, style_form
 from .jobs import JobQueue
 from .params import job_params, read_upload
 from .schema import UPLOAD_ERRORS, binary, error, errors, style_rule
@@ -23,9 +23,9 @@ def stylize_router(config: ServiceConfig, jobs: JobQueue) -> APIRouter:
 
     @r.post("/v1/stylize", response_class=Response,
             responses={**binary("The stylized photo; its job's id is in the X-Job-Id header.", "image/png"),
-                       **errors(*UPLOAD_ERRORS, 409, 500, 504)}, openapi_extra=style_rule(model_too=False))
+                       **errors(*UPLOAD_ERRORS, 409, 500, 504)}, openapi_extra=style_rule(model_too=False, fast_pattern=fast_pattern()))
     async def stylize(content: UploadFile = File(..., description="The photo."),
-                      form: StyleForm = Depends(style_form(config)), strength: float = strength_field(),
+                      form: StyleForm = Depends(style_form(config, ["auto", *SYNC_METHODS])), strength: float = strength_field(),
                       preserve_color: str = color_field()):
         """Synchronous stylization for the fast methods (photoreal, fast); give ``style`` or
         ``style_file``. Slower methods: POST /v1/jobs."""

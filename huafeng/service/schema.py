@@ -148,15 +148,36 @@ def _allowed(request: Request) -> str:
     return ", ".join(found)
 
 
-def style_rule(model_too: bool) -> dict[str, Any]:
-    """The rule no single field can say: a style by name, or a painting, (or, with ``model_too``, a GAN
-    model with the method auto or gan). Added to the form's schema by :func:`custom_openapi`."""
-    rule: list[dict[str, Any]] = [{"required": ["style"], "properties": {"style": {"minLength": 1}}},
-                                  {"required": ["style_file"]}]
+def style_rule(model_too: bool, fast_pattern: str | None = None) -> dict[str, Any]:
+    """The rules no single field can say, added to the form's schema by :func:`custom_openapi`:
+    a style by name, or a painting (or, with ``model_too``, a GAN model with the method auto or gan);
+    and, with ``fast_pattern``, the fast method takes only styles that have a trained network."""
+    rule: dict[str, Any] = {"anyOf": [{"required": ["style"], "properties": {"style": {"minLength": 1}}},
+                                      {"required": ["style_file"]}]}
     if model_too:
-        rule.append({"required": ["model"], "properties": {"model": {"minLength": 1},
-                                                           "method": {"enum": ["auto", "gan"]}}})
+        rule["anyOf"].append({"required": ["model"], "properties": {"model": {"minLength": 1},
+                                                                    "method": {"enum": ["auto", "gan"]}}})
+    if fast_pattern is not None:
+        rule["allOf"] = [{"if": {"required": ["method"], "properties": {"method": {"const": "fast"}}},
+                          "then": {"required": ["style"], "properties": {"style": {"minLength": 1,
+                                                                                   "pattern": fast_pattern}}}}]
     return {"x-huafeng-form-rule": rule}
+
+
+UPLOAD_TYPES = {"content": "image/*", "style_file": "image/*", "painting": "image/*", "video": "video/*"}
+
+
+def _plain_form(form: dict[str, Any], body: dict[str, Any]) -> None:
+    """A form field is sent or left out; it cannot be null (a part saying "null" is the text "null",
+    and a file part is never text), so ``X | None`` is documented as ``X``, optional. File parts say
+    which media they take."""
+    for name, prop in body.get("properties", {}).items():
+        branches = [b for b in prop.get("anyOf", []) if b.get("type") != "null"]
+        if "anyOf" in prop and len(branches) == 1:
+            del prop["anyOf"]
+            prop.update(branches[0])
+        if name in UPLOAD_TYPES and prop.get("contentMediaType"):
+            form.setdefault("encoding", {})[name] = {"contentType": UPLOAD_TYPES[name]}
 
 
 def custom_openapi(app: FastAPI) -> dict[str, Any]:
@@ -168,10 +189,13 @@ def custom_openapi(app: FastAPI) -> dict[str, Any]:
     schemas = doc.get("components", {}).get("schemas", {})
     for ops in doc.get("paths", {}).values():
         for op in ops.values():
-            rule = op.pop("x-huafeng-form-rule", None)
-            if rule is not None:
-                ref = op["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
-                schemas[ref.rsplit("/", 1)[1]]["anyOf"] = rule
+            form = op.get("requestBody", {}).get("content", {}).get("multipart/form-data")
+            if form is not None:
+                body = schemas[form["schema"]["$ref"].rsplit("/", 1)[1]]
+                _plain_form(form, body)
+                rule = op.pop("x-huafeng-form-rule", None)
+                if rule is not None:
+                    body.update(rule)
             responses = op.get("responses", {})
             if "HTTPValidationError" in str(responses.get("422")):
                 if "requestBody" in op:  # the form's fields are validated: the error is the service's own
