@@ -10,6 +10,9 @@ Departures from the paper, each measured here:
 - Coarse to fine (256 → 512 → … → size): each scale starts from the previous result upsampled,
   which keeps brush strokes proportional to the picture and bounds the work at high resolution.
 - Pixel range is kept by a soft penalty instead of clamping (clamping breaks L-BFGS' curvature).
+- With ``lite0`` the loss network is anti-aliased (``features.Lite0AA``: a blur before each stride-2
+  convolution). Plain Lite0's strided depthwise layers let a 2-px checkerboard lower the loss: colour
+  speckle at 100% zoom, periodic score 15.4 dB on 8 held-out photos at 512 px; anti-aliased, 8.5 dB.
 - Several styles are blended by weighting their style losses; a region mask weights the Gram
   matrices spatially (a masked Gram per style).
 """
@@ -38,6 +41,8 @@ LAYERS = {
 }
 # Iterations at the coarsest scale: what fits the time targets (≤ 30 s / ≤ 120 s at 512 px here).
 DEFAULT_STEPS = {"lite0": 120, "vgg16": 50}
+# the feature network each backbone setting runs: Lite0 anti-aliased (no 2-px checkerboard, see above)
+EXTRACTORS = {"lite0": "lite0-aa", "vgg16": "vgg16"}
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "recolor", "noise")
 
@@ -96,7 +101,7 @@ class OptimizeStylizer:
         self.settings = settings
         layers = LAYERS[settings.backbone]
         self.style_layers, self.content_layers = layers["style"], layers["content"]
-        self.extractor = FeatureExtractor(settings.backbone, self.style_layers + self.content_layers)
+        self.extractor = FeatureExtractor(EXTRACTORS[settings.backbone], self.style_layers + self.content_layers)
 
     def stylize(self, content: Tensor, styles: list[Tensor], weights: list[float] | None = None,
                 controls: ctl.Controls = ctl.Controls(), progress: ctl.ProgressFn | None = None) -> Tensor:
