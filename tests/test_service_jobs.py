@@ -283,3 +283,18 @@ def test_decoding_and_building_run_off_the_event_loop(tmp_path, decoders, monkey
     assert {name for name, _ in where} == {"read_image", "get_stylizer"}
     assert {place for _, place in where} == {"worker thread"}, where
     wait(client, r.json()["id"])
+
+
+def test_the_job_table_keeps_the_newest_finished_records(tmp_path):
+    from huafeng.service.store import JobStore
+
+    store = JobStore(tmp_path / "jobs.db", keep=5)
+    for i in range(199):
+        store.insert(f"{i:032x}", "image", "fast", created=float(i), scratch=[])
+        if i != 7:  # one job still queued: never pruned
+            store.update(f"{i:032x}", status="done", result=f"{i:032x}.png")
+    store.insert(f"{199:032x}", "image", "fast", created=199.0, scratch=[])  # the 200th insert prunes
+    kept = [i for i in range(200) if store.get(f"{i:032x}") is not None]
+    assert kept == [7, 195, 196, 197, 198, 199]
+    store.close()
+    assert not list(tmp_path.glob("jobs.db-*.lock"))  # a closed store gives up its claim
