@@ -224,3 +224,30 @@ def test_train_job_progress_and_cancel(tmp_path, decoders):
     # training is off unless the server was given photos
     off = make_client(tmp_path, decoders).post("/v1/train-jobs", files={"painting": ("p.png", png_bytes())})
     assert off.status_code == 422 and "not enabled" in off.json()["error"]
+
+
+def test_results_carry_their_provenance_and_no_paths(client, tmp_path):
+    """A PNG from the service says what made it (huafeng.provenance): the method, a bundled style by its
+    name, an uploaded painting by its pixels' sha256, the settings; never the server's folders."""
+    import io
+
+    from huafeng.provenance import read_provenance
+
+    r = client.post("/v1/jobs", files={"content": ("p.png", png_bytes())},
+                    data={"style": "starry-night", "method": "optimize", "size": "32", "strength": "0.8"})
+    job = wait(client, r.json()["id"])
+    png = client.get(job["result"]).content
+    out = tmp_path / "got.png"
+    out.write_bytes(png)
+    rec = read_provenance(out)
+    assert rec.method == "optimize" and rec.styles[0]["name"] == "starry-night"
+    assert rec.controls["strength"] == 0.8 and rec.settings["size"] == 32
+    assert str(tmp_path).encode() not in png
+    r = client.post("/v1/stylize", files={"content": ("p.png", png_bytes()), "style_file": ("mine.png", png_bytes(seed=1))},
+                    data={"size": "48"})
+    assert r.status_code == 200
+    out.write_bytes(r.content)
+    rec = read_provenance(out)
+    assert "sha256" in rec.styles[0] and "name" not in rec.styles[0] and b"mine.png" not in r.content
+    from PIL import Image
+    assert "huafeng" in Image.open(io.BytesIO(r.content)).text

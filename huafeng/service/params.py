@@ -84,10 +84,11 @@ def job_params(config: ServiceConfig, content: bytes | None, style: str | None, 
     else:
         styles = []  # gan: the model is the style
     if content is None:
-        return {"styles": styles, "method": method, "settings": settings}
+        return {"styles": styles, "style_names": names, "method": method, "settings": settings}
     rgb, alpha = read_image(content, max_pixels=config.max_pixels)
     build_stylizer(config, method, settings)
-    return {"content": rgb if alpha is None else _with_alpha(rgb, alpha), "styles": styles, "method": method,
+    return {"content": rgb if alpha is None else _with_alpha(rgb, alpha), "styles": styles, "style_names": names,
+            "method": method,
             "strength": strength, "preserve_color": preserve_color, "settings": settings}
 
 

@@ -54,7 +54,7 @@ def jobs_router(config: ServiceConfig, jobs: JobQueue, results: Path) -> APIRout
         p = await run_in_threadpool(job_params, config, None, form.style, painting, form.method, size=form.size,
                                     allowed=VIDEO_METHODS, what="video")
         path = await run_in_threadpool(_keep_video, await read_upload(video, config), config, results)
-        params = {"kind": "video", "video": path, "styles": p["styles"], "method": p["method"],
+        params = {"kind": "video", "video": path, "styles": p["styles"], "style_names": p["style_names"], "method": p["method"],
                   "settings": p["settings"], "consistency": consistency}
         return (await run_in_threadpool(_submit, jobs, params, "video", [path])).public()
 

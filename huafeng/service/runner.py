@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..api import stylize_image
 from ..image import save_image
+from ..provenance import Provenance, describe
 from .config import ServiceConfig
 from .jobs import RESULT_NAME, Job, evict_oldest
 from .params import build_stylizer
@@ -24,12 +25,20 @@ class Runner:
         evict_oldest(self.results, self.config.results_cap_bytes, only=lambda p: bool(RESULT_NAME.match(p.name)))
         return out
 
+    def _settings(self, p: dict) -> dict:
+        return {**self.config.method_defaults.get(p["method"], {}), **p["settings"]}
+
+    def _record(self, p: dict, **controls) -> Provenance:
+        """What made the result (huafeng.provenance): bundled styles by name, an uploaded painting by its
+        pixels' sha256; never a path."""
+        return describe(p["method"], p.get("style_names") or p["styles"], self._settings(p), **controls)
+
     def _image(self, job: Job, report) -> Path:
         p = job.params
         rgb, alpha = stylize_image(p["content"], p["styles"], p["method"], strength=p["strength"],
-                                   preserve_color=p["preserve_color"], progress=report,
-                                   **{**self.config.method_defaults.get(p["method"], {}), **p["settings"]})
-        return save_image(rgb, self.results / f"{job.id}.png", alpha=alpha)
+                                   preserve_color=p["preserve_color"], progress=report, **self._settings(p))
+        record = self._record(p, strength=p["strength"], preserve_color=p["preserve_color"])
+        return save_image(rgb, self.results / f"{job.id}.png", alpha=alpha, provenance=record)
 
     def _video(self, job: Job, report) -> Path:
         from ..video import VideoSettings, stylize_video
@@ -39,7 +48,8 @@ class Runner:
         out = self.results / f"{job.id}.mp4"
         try:
             stylize_video(p["video"], out, stylizer, p["styles"], [1.0] * len(p["styles"]),
-                          settings=VideoSettings(consistency=p["consistency"]), progress=report)
+                          settings=VideoSettings(consistency=p["consistency"]), progress=report,
+                          provenance=self._record(p))
         finally:
             Path(p["video"]).unlink(missing_ok=True)
         return out
