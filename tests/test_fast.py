@@ -9,15 +9,16 @@ import torch
 from huafeng.errors import HuafengError, SettingsError, WeightsError
 from huafeng.image import resize_long_side, save_image
 from huafeng.image import load_image
-from huafeng.methods.fast import (FastSettings, FastStylizer, NetConfig, TransformerNet, gallery, load_net,
+from huafeng.methods.fast import (HEADS, FastSettings, FastStylizer, NetConfig, TransformerNet, gallery, load_net,
                                   net_metadata)
 from huafeng.styles import sample_photo
 from huafeng.train.style import StyleTrainSettings, split_photos, train_style
 from huafeng.weights import WEIGHTS_DIR, load_file, save_file
 
 
-def test_network_keeps_size_and_range():
-    net = TransformerNet().eval()
+@pytest.mark.parametrize("head", HEADS)
+def test_network_keeps_size_and_range(head):
+    net = TransformerNet(NetConfig(head=head)).eval()
     with torch.no_grad():
         net.head.weight.normal_(0, 0.5)  # a non-trivial network, not the identity start
         for h, w in [(64, 64), (37, 53), (5, 9), (1, 1)]:
@@ -32,16 +33,16 @@ def test_an_untrained_network_returns_the_photo():
     assert (y - x).abs().max() < 1e-5
 
 
-@pytest.mark.parametrize("palette", [False, True])
-def test_tiles_match_the_untiled_result(tmp_path, palette):
+@pytest.mark.parametrize("palette,head", [(False, "shuffle"), (True, "shuffle"), (True, "bilinear")])
+def test_tiles_match_the_untiled_result(tmp_path, palette, head):
     torch.manual_seed(0)
-    net = TransformerNet(NetConfig(palette=palette))
+    net = TransformerNet(NetConfig(palette=palette, head=head))
     with torch.no_grad():
         net.head.weight.normal_(0, 0.1)  # (the rest is randomly initialised already)
     if palette:
         net.palette.set_target(torch.rand(1, 3, 30, 30) * 0.5)
     path = tmp_path / "n.safetensors"
-    save_file(net.state_dict(), path, net_metadata(NetConfig(palette=palette)))
+    save_file(net.state_dict(), path, net_metadata(NetConfig(palette=palette, head=head)))
     x = torch.nn.functional.interpolate(torch.rand(1, 3, 10, 14), size=(120, 170), mode="bicubic").clamp(0, 1)
     tiled = FastStylizer(FastSettings(tile=96, overlap=40)).stylize(x, [str(path)])
     # the untiled reference with the same normalisation statistics (recorded on the picture at tile size)
@@ -195,7 +196,8 @@ def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(data, tmp_pa
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert ckpt.exists(), "no checkpoint was written before the kill"
-    done = json.loads((tmp_path / "run" / "log.json").read_text())["log"][-1]["step"]
+    from huafeng.train.common import load_checkpoint
+    done = load_checkpoint(ckpt)[1]  # the last checkpoint (log.json is written after it, and may lag a kill)
     summary = train_style(StyleTrainSettings(**{**s.__dict__, "steps": done + 4}))
     assert summary["steps"] == done + 4
     rows = json.loads((tmp_path / "run" / "log.json").read_text())["log"]
@@ -286,3 +288,19 @@ def test_a_strength_conditioned_network_renders_the_strength_itself(data, tmp_pa
     assert (half - inside).abs().max() < 1e-5
     assert (half - blend_strength(x, outs[1.0], 0.5)).abs().max() > 1e-4
     assert (FastStylizer().stylize(x, [summary["weights"]]) - outs[1.0]).abs().max() < 1e-5  # reset to 1
+
+
+def test_the_bilinear_head_and_the_antialiased_loss_train(data, tmp_path):
+    """The pattern levers of the gallery (issue 17): a head without a 2x2 sub-pixel layout, and the
+    anti-aliased Lite0 as the loss network; a tiny run lowers the loss and its file loads as such."""
+    photos, painting = data
+    summary = train_style(_tiny(photos, painting, tmp_path / "run", head="bilinear", loss_backbone="lite0-aa",
+                                evaluate=False))
+    rows = json.loads((tmp_path / "run" / "log.json").read_text())["log"]
+    assert sum(r["style"] for r in rows[-4:]) < 0.85 * sum(r["style"] for r in rows[:4])
+    net = load_net(summary["weights"])
+    assert net.head.out_channels == 3 and not net.shuffle
+    with pytest.raises(SettingsError):
+        _tiny(photos, painting, tmp_path / "bad", loss_backbone="resnet")
+    with pytest.raises(SettingsError):
+        NetConfig(head="deconv")

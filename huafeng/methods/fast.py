@@ -27,6 +27,7 @@ mirrored margin, in pads of at most 16 px), so it exports to ONNX.
 """
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
@@ -39,7 +40,8 @@ from torch import nn
 from .. import controls as ctl
 from ..errors import SettingsError, WeightsError
 from ..image import resize_long_side
-from ..weights import WEIGHTS_DIR, load_file
+from ..weights import WEIGHTS_DIR, load_file, read_metadata
+from .graphs import ExportModel, card_of, newton_schulz_sqrt
 from .norms import InstanceNorm, NormCall, RecordsStats, call_strength, norm_call, set_norm_mode
 
 Tensor = torch.Tensor
@@ -48,6 +50,9 @@ ARCH = "huafeng-fast-s2d-1"
 # right border (mean luminance 0.16-0.22 there against 0.38 inside, The Scream, 10 photos); from 32 px
 # on the border columns look like the interior. 6% more pixels at 1024 px.
 INFER_MARGIN = 32
+
+
+HEADS = ("shuffle", "bilinear")
 
 
 @dataclass(frozen=True)
@@ -61,10 +66,15 @@ class NetConfig:
     res_blocks: int = 3
     palette: bool = False  # map the output onto the painting's colour statistics (stored in the network)
     conditioned: bool = False  # strength-conditioned: every instance norm's affine is a function of strength
+    # "shuffle": a sub-pixel head (12 channels at 1/2 resolution, pixel_shuffle); "bilinear": 3 channels at
+    # 1/2 resolution, upsampled bilinearly (no fixed 2x2 sub-pixel layout for the training to fill in)
+    head: str = "shuffle"
 
     def __post_init__(self) -> None:
         if len(self.channels) != 2 or min(self.channels) < 1 or self.res_blocks < 0:
             raise SettingsError(f"bad network config {self}: two positive widths and res_blocks >= 0.")
+        if self.head not in HEADS:
+            raise SettingsError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}.")
 
 
 def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
@@ -100,7 +110,8 @@ class TransformerNet(nn.Module):
         self.res = nn.Sequential(*[_Res(c, k) for _ in range(cfg.res_blocks)])
         self.reduce = nn.Conv2d(c, a, 1)                                # narrow before upsampling (cheaper)
         self.up = _block(a, a, cond=k)                                  # 1/2 res, after upsample + skip
-        self.head = _conv(a, 12)                                        # 12 = 3 colours x 2x2 sub-pixels
+        self.shuffle = cfg.head == "shuffle"
+        self.head = _conv(a, 12 if self.shuffle else 3)                 # 12 = 3 colours x 2x2 sub-pixels
         nn.init.zeros_(self.head.weight)                                # identity start: delta = 0
         nn.init.zeros_(self.head.bias)
         # receptive-field radius in pixels (rounded up to a multiple of 4): 2 px per 3x3 conv at 1/2
@@ -141,7 +152,9 @@ class TransformerNet(nn.Module):
         f = self.stem(F.pixel_unshuffle(x4, 2))                         # (B,a,H4/2,W4/2)
         r = self.reduce(self.res(self.down(f)))                         # (B,a,H4/4,W4/4)
         u = self.up(F.interpolate(r, scale_factor=2.0, mode="bilinear", align_corners=False) + f)
-        delta = F.pixel_shuffle(self.head(u), 2)                        # (B,3,H4,W4): change of logit
+        d = self.head(u)
+        delta = (F.pixel_shuffle(d, 2) if self.shuffle                  # (B,3,H4,W4): change of logit
+                 else F.interpolate(d, scale_factor=2.0, mode="bilinear", align_corners=False))
         p = xm[..., m:m + h, m:m + w].clamp(1e-3, 1 - 1e-3)
         y = torch.sigmoid(torch.logit(p) + delta[..., m:m + h, m:m + w])
         if self.palette is None or self.training:
@@ -195,8 +208,6 @@ class Palette(RecordsStats):
         """c^p for p = ±1/2, in float64 (the photoreal method's roots, or the export's Newton-Schulz)."""
         c = c.double() + self.EPS * torch.eye(3, dtype=torch.float64, device=c.device)
         if self.sqrt == "newton-schulz":
-            from ..export.graphs import newton_schulz_sqrt
-
             return newton_schulz_sqrt(c, 40)[0 if p > 0 else 1].float()
         from .photoreal import sym_pow
 
@@ -254,10 +265,27 @@ def _network(ref: str, backend: str):
     """The torch network, or its ONNX export run by onnxruntime (exported and checked on first use)."""
     if backend == "torch":
         return load_net(ref)
-    from ..export import onnx_runner
+    from ..backends import named_runner
 
     load_net(ref)  # an unknown name or a bad file fails here, with the usual one-line error
-    return onnx_runner(ref, backend)
+    return named_runner(ref, backend)
+
+
+def export_graph(ref: str, ns_iters: int = 40) -> ExportModel | None:
+    """The per-style network ``ref`` names (a gallery name, or a file whose ``arch`` is a per-style
+    network's) ready for export; None when ``ref`` is not one. The graph is the network itself (its
+    palette's roots by Newton-Schulz, on a copy); the reference, the network as the method runs it."""
+    path = gallery().get(ref)
+    if path is None and str(ref).endswith(".safetensors"):
+        path = Path(ref) if read_metadata(ref).get("arch", "").startswith("huafeng-fast") else None
+    if path is None:
+        return None
+    net = graph = load_net(str(path))
+    if net.palette is not None:  # the exported copy takes its colour transform's roots by matmuls
+        graph = copy.deepcopy(net)
+        graph.palette.sqrt = "newton-schulz"
+    name = path.stem[len("fast-"):] if path.parent == WEIGHTS_DIR else path.stem
+    return ExportModel("fast", name, graph, net, ("image",), (path,), read_metadata(path), card_of(path))
 
 
 class FastStylizer:
@@ -265,9 +293,15 @@ class FastStylizer:
 
     method = "fast"
     takes_style_images = False  # the style is a trained network, named like a bundled style
+    export_graph = staticmethod(export_graph)  # the export hook (huafeng.methods.export_graph)
 
     def __init__(self, settings: FastSettings = FastSettings()) -> None:
         self.settings = settings
+
+    @staticmethod
+    def export_names() -> list[str]:
+        """The names :meth:`export_graph` takes besides files: the gallery."""
+        return list(gallery())
 
     @torch.inference_mode()
     def stylize(self, content: Tensor, styles: list[str], weights: list[float] | None = None,

@@ -90,6 +90,8 @@ class StyleTrainSettings:
     seed: int = 0
     adversarial: float = 0.0        # weight of a PatchGAN (LSGAN) term on crops of the painting; 0: off
     evaluate: bool = True           # score the held-out photos against the optimisation method at the end
+    loss_backbone: str = "lite0"    # the loss network: "lite0", or "lite0-aa" (anti-aliased, see features)
+    head: str = "shuffle"           # the network's output head (methods.fast.NetConfig.head)
 
     def __post_init__(self) -> None:
         if self.minutes is None or not self.minutes > 0:
@@ -100,9 +102,11 @@ class StyleTrainSettings:
             raise SettingsError("lr must be positive and the loss weights non-negative.")
         if self.holdout < 0 or self.eval_size < 32 or self.checkpoint_every < 1:
             raise SettingsError("holdout must be ≥ 0, eval_size ≥ 32 px and checkpoint_every ≥ 1.")
-        NetConfig(tuple(self.channels), self.res_blocks, self.palette, self.conditioned)  # one-line error if bad
+        NetConfig(tuple(self.channels), self.res_blocks, self.palette, self.conditioned, self.head)  # one-line error if bad
         if self.adversarial < 0:
             raise SettingsError(f"the adversarial weight must be non-negative, got {self.adversarial}.")
+        if self.loss_backbone not in ("lite0", "lite0-aa"):
+            raise SettingsError(f"loss_backbone must be lite0 or lite0-aa, got {self.loss_backbone!r}.")
 
 
 def _lr(s: StyleTrainSettings, spent: float, step: int) -> float:
@@ -172,14 +176,15 @@ def _train(s: StyleTrainSettings, d: distributed.Dist, progress: ctl.ProgressFn 
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(s.seed)
     torch.set_flush_denormal(True)  # denormals made steps up to 3x slower on these CPUs
-    fe = FeatureExtractor("lite0", tuple(s.style_layers) + CONTENT_LAYERS).to(d.device)
+    fe = FeatureExtractor(s.loss_backbone, tuple(s.style_layers) + CONTENT_LAYERS).to(d.device)
     with torch.no_grad():
         sf = fe(resize_long_side(painting, s.style_size).to(d.device), s.style_layers)
         targets = {n: gram_matrix(sf[n]) for n in s.style_layers}
         probe = photos.crops(8, s.crop, random.Random(s.seed + 1)).to(d.device)
         calib = style_losses(fe, probe, probe, targets)[1].item()  # the photos' own style loss: c
     style_w = s.style_weight / max(calib, 1e-6)
-    cfg = NetConfig(channels=tuple(s.channels), res_blocks=s.res_blocks, palette=s.palette, conditioned=s.conditioned)
+    cfg = NetConfig(channels=tuple(s.channels), res_blocks=s.res_blocks, palette=s.palette, conditioned=s.conditioned,
+                    head=s.head)
     net = TransformerNet(cfg).to(d.device)  # the same seed: the same start on every rank
     if cfg.palette:
         net.palette.set_target(resize_long_side(painting, s.style_size))
