@@ -104,3 +104,38 @@ def test_no_import_cycle_inside_the_package():
     assert len(graph) > 20 and "huafeng.methods.fast" in graph["huafeng.methods"]
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def _all_import_targets(path: Path, name: str, modules) -> set[str]:
+    """Every module an import statement anywhere in the file names (functions included)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            out.update(_targets(name, path.name == "__init__.py", node, modules))
+    return out
+
+
+def test_methods_never_import_export():
+    """Export asks the methods for their graphs (methods.export_graph); no method, at import time or
+    at call time, imports huafeng.export: adding a method edits no export code and vice versa."""
+    modules = _modules()
+    methods = {n: p for n, p in modules.items() if n == "huafeng.methods" or n.startswith("huafeng.methods.")}
+    assert len(methods) >= 6
+    for name, path in methods.items():
+        bad = sorted(t for t in _all_import_targets(path, name, modules) if t.split(".")[:2] == ["huafeng", "export"])
+        assert not bad, f"{name} imports {', '.join(bad)}"
+    # the checker itself sees an import inside a function
+    tree = Path(ROOT / "backends.py")
+    assert "huafeng.export.runtime" in _all_import_targets(tree, "huafeng.backends", modules)
+
+
+def test_export_names_no_method():
+    """huafeng/export/ reaches methods only through the registry (huafeng.methods and its graphs),
+    never a method's own module."""
+    modules = _modules()
+    allowed = {"huafeng.methods", "huafeng.methods.graphs"}
+    for name, path in modules.items():
+        if name.startswith("huafeng.export"):
+            bad = sorted(t for t in _all_import_targets(path, name, modules)
+                         if t.startswith("huafeng.methods") and t not in allowed)
+            assert not bad, f"{name} imports {', '.join(bad)}"

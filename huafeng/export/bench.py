@@ -25,9 +25,9 @@ DEFAULT_SIZES = (512, 1024)
 
 def default_model() -> str:
     """The first trained per-style network in the gallery, else ``photoreal``."""
-    from ..methods.fast import gallery
+    from ..methods import default_export_ref
 
-    return next(iter(gallery()), "photoreal")
+    return default_export_ref()
 
 
 def _inputs(model, size: int) -> tuple[torch.Tensor, ...]:

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from ..errors import SettingsError
+from ..errors import SettingsError, WeightsError
 from .arbitrary import ArbitrarySettings, ArbitraryStylizer
 from .fast import FastSettings, FastStylizer
 from .gan import GanSettings, GanStylizer
+from .graphs import ExportModel
 from .optimize import OptimizeSettings, OptimizeStylizer
 from .photoreal import PhotorealSettings, PhotorealStylizer
 
@@ -76,6 +77,45 @@ def make_settings(method: str, **overrides: Any):
     if bad:
         raise SettingsError(f"{method} has no setting {', '.join(bad)}; its settings are: {', '.join(sorted(names))}.")
     return cls(**overrides)
+
+
+def export_graph(ref: str, ns_iters: int = 40) -> ExportModel:
+    """The export-ready graph of a model reference: a trained network's name or a ``.safetensors``
+    file, which every method with an export hook (``export_graph``, on its stylizer class) is asked
+    about in turn, in ``METHODS`` order; the first that recognises it answers. ``ns_iters``: the
+    Newton–Schulz steps of graphs that take matrix roots. One-line errors for anything else."""
+    ref = str(ref)
+    hooks = [cls for _, cls in METHODS.values() if hasattr(cls, "export_graph")]
+    path = None
+    if ref.endswith(".safetensors"):
+        from pathlib import Path
+
+        from ..weights import read_metadata
+
+        path = Path(ref).expanduser()
+        if not path.is_file():
+            raise WeightsError(f"weights file {path} does not exist.")
+        arch = read_metadata(path).get("arch", "")  # WeightsError (one line) when the file is not safetensors
+        ref = str(path)
+    for cls in hooks:
+        model = cls.export_graph(ref, ns_iters)
+        if model is not None:
+            return model
+    kinds = ", ".join(cls.method for cls in hooks)
+    if path is not None:
+        raise WeightsError(f"{path.name} is not a weights file any exportable method takes ({kinds}); its "
+                           f"metadata names architecture {arch or 'none'!r}.")
+    names = sorted({n for cls in hooks for n in cls.export_names()})
+    raise SettingsError(f"no model {ref!r} to export; give a .safetensors file or a trained network's name "
+                        f"({', '.join(names) or 'none are installed'}).")
+
+
+def default_export_ref() -> str:
+    """The model ``huafeng bench --backends`` times by default: the first trained per-style network
+    in the gallery, else ``photoreal``."""
+    from .fast import gallery
+
+    return next(iter(gallery()), "photoreal")
 
 
 # The stylizers built last (models stay loaded); a few settings at a time, so that a service answering

@@ -12,6 +12,7 @@ AdaIN statistics are gathered over every tile's core first, so the tiles agree a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,7 @@ from .. import controls as ctl
 from ..errors import SettingsError, WeightsError
 from ..image import resize_long_side
 from ..weights import load_file, read_metadata, shipped_path
+from .graphs import ExportModel, PaintGraph, card_of
 from .paint_net import (ARCHS, PaintDecoder, PaintingStats, PaintNet, pad_to_lattice, palette_map, unpad,
                         weighted_sum)
 
@@ -70,6 +72,34 @@ class ArbitraryStylizer:
     """The painting network. ``stylize`` returns (1,3,H,W) in [0,1]."""
 
     method = "arbitrary"
+
+    @staticmethod
+    def export_graph(ref: str, ns_iters: int = 40) -> ExportModel | None:
+        """``arbitrary`` (the shipped network) or a painting-network file (AdaIN or WCT) as one graph
+        with the painting as a second input (:class:`~huafeng.methods.graphs.PaintGraph`: the roots by
+        ``ns_iters`` Newton–Schulz steps); the reference, the method's own untiled ``paint`` (eigh)."""
+        if ref == "arbitrary":
+            path = shipped_path("arbitrary")
+        elif str(ref).endswith(".safetensors") and read_metadata(ref).get("arch") in ARCHS:
+            path = Path(ref)
+        else:
+            return None
+        net = load_paint_net(str(path))
+        plain = ArbitraryStylizer(ArbitrarySettings(work_size=0, tile=1 << 15), net=net)  # whole picture
+        graph = PaintGraph(net, plain.settings.margin, ns_iters).eval()
+
+        def reference(photo: Tensor, painting: Tensor) -> Tensor:
+            return plain.paint(photo, net.painting_stats(painting))
+
+        info = {**read_metadata(path), "roots": f"Newton-Schulz, {ns_iters} iterations, float64"}
+        if net.transform == "wct":
+            info["wct"] = info["roots"]
+        return ExportModel("arbitrary", path.stem, graph, reference, ("image", "style"), (path, shipped_path("lite0")),
+                           info, card_of(path))
+
+    @staticmethod
+    def export_names() -> list[str]:
+        return ["arbitrary"]
 
     def __init__(self, settings: ArbitrarySettings = ArbitrarySettings(), net: PaintNet | None = None):
         self.settings = settings

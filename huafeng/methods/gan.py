@@ -36,7 +36,8 @@ from torch import nn
 from .. import controls as ctl
 from ..errors import SettingsError, WeightsError
 from ..image import resize_long_side
-from ..weights import WEIGHTS_DIR, load_file
+from ..weights import WEIGHTS_DIR, load_file, read_metadata
+from .graphs import ExportModel, card_of
 from .norms import InstanceNorm, NormCall, norm_call, set_norm_mode
 
 Tensor = torch.Tensor
@@ -202,6 +203,24 @@ class GanStylizer:
     takes_style_images = False  # the style is a trained generator, named by --model
     fixed_style = True          # evaluate: one domain, whatever painting the grid pairs it with
 
+    @staticmethod
+    def export_graph(ref: str, ns_iters: int = 40) -> ExportModel | None:
+        """The generator ``ref`` names (a shipped model's name, or a file whose ``arch`` is a GAN
+        generator's) ready for export; None when ``ref`` is not one. Graph and reference: the generator."""
+        path = gallery().get(ref)
+        if path is None and str(ref).endswith(".safetensors"):
+            path = Path(ref) if "gan" in read_metadata(ref).get("arch", "").lower() else None
+        if path is None:
+            return None
+        net, _ = load_generator(str(path))
+        name = path.stem[len("gan-"):] if path.parent == WEIGHTS_DIR else path.stem
+        return ExportModel("gan", name, net, net, ("image",), (path,), read_metadata(path), card_of(path))
+
+    @staticmethod
+    def export_names() -> list[str]:
+        """The names :meth:`export_graph` takes besides files: the shipped models."""
+        return list(gallery())
+
     def __init__(self, settings: GanSettings = GanSettings()) -> None:
         self.settings = settings
         # a named model is loaded now (a bad name fails at once); with none named, the first shipped one
@@ -246,7 +265,7 @@ class GanStylizer:
     def _run(self, net: Generator, x: Tensor) -> Tensor:
         s = self.settings
         if s.backend != "torch":  # onnxruntime runs the whole picture (exported and checked on first use)
-            from ..export import module_runner
+            from ..backends import module_runner
 
             return module_runner(net, s.backend, "gan")(x)
         if max(x.shape[-2:]) <= s.tile:

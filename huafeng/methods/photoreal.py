@@ -24,7 +24,9 @@ in a trial here); strength blends at the coarsest level only (blending at every 
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +36,8 @@ from .. import controls as ctl
 from ..errors import SettingsError, WeightsError
 from ..features import FeatureExtractor
 from ..image import resize_long_side
-from ..weights import load_file, shipped_path
+from ..weights import WEIGHTS_DIR, load_file, read_metadata, shipped_path
+from .graphs import ExportModel, PhotorealGraph, PhotorealParts, card_of
 
 Tensor = torch.Tensor
 
@@ -215,10 +218,46 @@ def load_decoders(ref: str = "photoreal") -> dict[str, Decoder]:
     return decoders
 
 
+def _tensor_names(path: str) -> list[str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return list(f.keys())
+
+
 class PhotorealStylizer:
     """Multi-level WCT with trained reconstruction decoders. ``stylize`` returns (1,3,H,W) in [0,1]."""
 
     method = "photoreal"
+
+    @staticmethod
+    def export_graph(ref: str, ns_iters: int = 40) -> ExportModel | None:
+        """``photoreal`` (the shipped decoders) or a file of photoreal decoders (keys ``L1.`` …) as
+        one graph, encoder → WCT → decoders at the default levels with the painting as a second input,
+        its roots by ``ns_iters`` Newton–Schulz steps; the reference, the same chain with ``eigh``."""
+        if ref == "photoreal":
+            path = shipped_path("photoreal")
+        elif str(ref).endswith(".safetensors") and any(k.startswith(tuple(f"{lv}." for lv in LEVELS))
+                                                       for k in _tensor_names(ref)):
+            path = Path(ref)
+        else:
+            return None
+        decoders = load_decoders(str(path) if path.parent != WEIGHTS_DIR else path.stem)
+        levels = PhotorealSettings().levels  # the method's default levels, coarse to fine
+        if any(lv not in decoders for lv in levels):
+            raise WeightsError(f"{path.name} lacks a decoder for one of the levels {', '.join(levels)}.")
+        parts = PhotorealParts(FeatureExtractor("lite0", [LEVELS[lv] for lv in levels]), decoders, levels,
+                               dict(LEVELS))
+        graph = PhotorealGraph(parts, "newton-schulz", ns_iters).eval()
+        reference = PhotorealGraph(parts, "eigh").eval()
+        info = {**read_metadata(path), "levels": json.dumps(list(levels)),
+                "wct": f"Newton-Schulz, {ns_iters} iterations, float64"}
+        return ExportModel("photoreal", path.stem, graph, reference, ("image", "style"),
+                           (path, shipped_path("lite0")), info, card_of(path))
+
+    @staticmethod
+    def export_names() -> list[str]:
+        return ["photoreal"]
 
     def __init__(self, settings: PhotorealSettings = PhotorealSettings(), decoders: dict[str, Decoder] | None = None):
         self.settings = settings
@@ -284,10 +323,10 @@ class PhotorealStylizer:
         if len(styles) != 1 or masks is not None or strength < 1 or s.levels != PhotorealSettings().levels:
             raise SettingsError("the onnx backends of the photoreal method take one painting at full strength, "
                                 "without a mask, at the default levels; use --backend torch for the rest.")
-        from ..export import onnx_runner
+        from ..backends import named_runner
 
         style = resize_long_side(styles[0], max(32, int(s.style_size * s.style_scale)))
-        return onnx_runner(s.weights, s.backend)(x, style)
+        return named_runner(s.weights, s.backend)(x, style)
 
     def _transform(self, f: Tensor, lv: str, stats, weights, alpha, masks, box, content_stats=None) -> Tensor:
         """WCT of one (tile's) features; two styles with a mask: foreground and background."""
