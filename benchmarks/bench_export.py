@@ -1,11 +1,15 @@
-"""Deployment benchmark: torch fp32 vs ONNX fp32 vs ONNX int8 (onnxruntime, CPU) for each model kind.
+"""Deployment benchmark: torch fp32 vs ONNX fp32 / int8 (onnxruntime) vs ExecuTorch fp32 / int8 (.pte,
+XNNPACK; when huafeng[mobile] is installed) on the CPU, for each model kind.
 
 For each model: seconds per picture at 512 and 1024 px (square, best of --repeats after a warm-up,
 same thread count for torch and onnxruntime), model file size, and PSNR / max abs difference of the
 result against torch's. Exports go through the library's checked path (huafeng.export), into a
 temporary cache. Prints one markdown table per model.
 
-    python benchmarks/bench_export.py [--fast FILE] [--gan FILE] [--no-photoreal] [--threads 2]
+    python benchmarks/bench_export.py [--fast FILE] [--gan FILE] [--no-photoreal] [--no-arbitrary]
+                                      [--runtimes torch,onnx,onnx-int8,pte,pte-int8] [--threads 2]
+
+A .pte program takes one picture size, so it is exported (and checked) at each size benchmarked.
 
 Without --fast / --gan the first shipped network of that kind is used, else a randomly initialised
 one of the default architecture (speed does not depend on the weights; int8 PSNR does: the table
@@ -57,7 +61,20 @@ def _models(args, tmp: Path) -> list[tuple[str, str, str]]:
         out.append(("GAN generator", str(gan_ref), note))
     if not args.no_photoreal:
         out.append(("photoreal (encoder + Newton-Schulz WCT + decoders)", "photoreal", "shipped decoders"))
+    if not args.no_arbitrary:
+        out.append(("arbitrary painting network (recolour + Lite0 + AdaIN + decoder + palette)", "arbitrary",
+                    "shipped network"))
     return out
+
+
+def _runtimes(arg: str | None) -> tuple[str, ...]:
+    if arg:
+        return tuple(r for r in arg.split(",") if r)
+    try:
+        import executorch.runtime  # noqa: F401
+    except ImportError:
+        return ("torch", "onnx", "onnx-int8")
+    return ("torch", "onnx", "onnx-int8", "pte", "pte-int8")
 
 
 def main() -> int:
@@ -65,20 +82,32 @@ def main() -> int:
     p.add_argument("--fast", help="a per-style network .safetensors (default: the first shipped one)")
     p.add_argument("--gan", help="a GAN generator .safetensors (default: the first shipped one)")
     p.add_argument("--no-photoreal", action="store_true")
+    p.add_argument("--no-arbitrary", action="store_true")
+    p.add_argument("--runtimes", help="comma-separated (default: torch, onnx, onnx-int8, and pte, pte-int8 "
+                   "when ExecuTorch is installed)")
     p.add_argument("--sizes", default="512,1024")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", help="also write the rows here")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    from huafeng.errors import HuafengError
     from huafeng.export.bench import backends_table, bench_backends
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         os.environ["HUAFENG_CACHE"] = str(Path(tmp) / "cache")
         for label, ref, note in _models(args, Path(tmp)):
-            r = bench_backends(ref, ("torch", "onnx", "onnx-int8"), [int(s) for s in args.sizes.split(",")],
-                               repeats=args.repeats)
+            runtimes, r = _runtimes(args.runtimes), None
+            while r is None and runtimes:
+                try:
+                    r = bench_backends(ref, runtimes, [int(s) for s in args.sizes.split(",")], repeats=args.repeats)
+                except HuafengError as e:  # e.g. an int8 program refused under its bar: say so, time the rest
+                    print(f"\n{label}: {e}")
+                    dropped = "pte-int8" if "pte-int8" in runtimes and "int8" in str(e) else runtimes[-1]
+                    runtimes = tuple(x for x in runtimes if x != dropped)
+            if r is None:
+                continue
             print(f"\n### {label}: {note}; {args.threads} threads\n")
             print(backends_table(r))
             sys.stdout.flush()

@@ -231,9 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "difference, PSNR). Example: huafeng export starry-night --int8 -o starry.onnx")
     x.add_argument("model", help="a trained network's name (see `huafeng styles`), a .safetensors file (per-style "
                    "network, GAN generator or photoreal decoders), or photoreal")
-    x.add_argument("--format", default="onnx", choices=["onnx"], help="onnx (the only format so far)")
+    x.add_argument("--format", default="onnx", choices=["onnx", "pte"],
+                   help="onnx (default), or pte: an ExecuTorch program with the XNNPACK delegate, for phones "
+                   "(fixed picture size, see --size; needs huafeng[mobile])")
     x.add_argument("--int8", action="store_true", help="static int8 quantization (refused under 30 dB PSNR)")
-    x.add_argument("-o", "--output", help="the .onnx file (default: NAME.onnx, NAME.int8.onnx with --int8)")
+    x.add_argument("--size", metavar="HxW", help="pte: the picture size the program takes, height x width "
+                   "(default: 384x512); the painting input of photoreal and arbitrary is 512x512")
+    x.add_argument("-o", "--output", help="the output file (default: NAME.onnx or NAME.pte; NAME.int8.* with --int8)")
     x.add_argument("--web", metavar="DIR", help="write a standalone in-browser page to DIR instead: the page, "
                    "the model and onnxruntime-web (serve DIR with any static server)")
     x.add_argument("--exporter", default="torchscript", choices=["torchscript", "dynamo"],

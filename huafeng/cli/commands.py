@@ -239,17 +239,36 @@ def _bench_backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pte_settings(args: argparse.Namespace):
+    from ..export.mobile import PteSettings
+
+    if args.web:
+        raise SettingsError("--web builds an ONNX page; leave out --format pte.")
+    if not args.size:
+        return PteSettings(int8=args.int8)
+    try:
+        h, w = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise SettingsError(f"--size takes height x width, like 384x512; got {args.size!r}.") from None
+    return PteSettings(size=(h, w), int8=args.int8)
+
+
 def _export(args: argparse.Namespace) -> int:
     from ..export import ExportSettings, build_web, export_onnx
 
-    settings = ExportSettings(int8=args.int8, exporter=args.exporter)
+    if args.size and args.format != "pte":
+        raise SettingsError("--size is for --format pte (an ONNX export takes any size).")
+    stem = Path(args.model).stem if args.model.endswith(".safetensors") else args.model
+    out = Path(args.output or f"{stem}{'.int8' if args.int8 else ''}.{args.format}")
     with _bar(f"export {Path(args.model).stem}", args.quiet) as bar:
-        if args.web:
-            r = build_web(args.model, args.web, settings, progress=bar.update)
+        if args.format == "pte":
+            from ..export.mobile import export_pte
+
+            r = export_pte(args.model, out, _pte_settings(args), progress=bar.update)
+        elif args.web:
+            r = build_web(args.model, args.web, ExportSettings(int8=args.int8, exporter=args.exporter), progress=bar.update)
         else:
-            stem = Path(args.model).stem if args.model.endswith(".safetensors") else args.model
-            out = Path(args.output or f"{stem}{'.int8' if args.int8 else ''}.onnx")
-            r = export_onnx(args.model, out, settings, progress=bar.update)
+            r = export_onnx(args.model, out, ExportSettings(int8=args.int8, exporter=args.exporter), progress=bar.update)
     worst = min(r["parity"], key=lambda row: row["psnr"])
     print(f"{r.get('web') or r['path']}: {r['kind']} {r['name']}, {r['precision']}, {r['bytes'] / 2**20:.2f} MB; "
           f"against torch on {len(r['parity'])} photos: PSNR >= {worst['psnr']:.1f} dB, max abs difference "

@@ -1,4 +1,5 @@
-"""Runtimes of one network side by side: torch fp32, ONNX fp32 and ONNX int8 on onnxruntime (CPU).
+"""Runtimes of one network side by side: torch fp32, ONNX fp32 and ONNX int8 on onnxruntime (CPU), and
+the ExecuTorch programs (``pte``, ``pte-int8``: XNNPACK; exported per size, as they take one size).
 
 Each row: the runtime, the picture size, seconds per picture (best of ``repeats`` after a warm-up),
 the model file's size, and the PSNR and max abs difference of its result against torch's.
@@ -8,7 +9,9 @@ with a 512 px painting, not the method's 512 px working size + detail layer.
 """
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +24,7 @@ from .models import load_model
 from .runtime import BACKENDS, OnnxNet, cached_export
 
 DEFAULT_SIZES = (512, 1024)
+RUNTIMES = (*BACKENDS, "pte", "pte-int8")
 
 
 def default_model() -> str:
@@ -56,33 +60,52 @@ def _best_time(fn, args, repeats: int) -> tuple[float, np.ndarray]:
 def bench_backends(ref: str | None = None, backends=BACKENDS, sizes=DEFAULT_SIZES, repeats: int = 2,
                    progress: ProgressFn | None = None) -> list[dict]:
     """Time ``ref`` in each runtime at each square size; PSNR against the torch result."""
-    bad = [b for b in backends if b not in BACKENDS]
+    bad = [b for b in backends if b not in RUNTIMES]
     if bad or not backends:
-        raise SettingsError(f"unknown backend(s) {', '.join(bad) or 'none'}; choose from: {', '.join(BACKENDS)}.")
+        raise SettingsError(f"unknown backend(s) {', '.join(bad) or 'none'}; choose from: {', '.join(RUNTIMES)}.")
     ref = ref or default_model()
     model = load_model(ref)
     runners = {}
     for b in backends:
         if b == "torch":
             runners[b] = (model.reference, sum(f.stat().st_size for f in model.files[:1]))
-        else:
+        elif b.startswith("onnx"):
             path = cached_export(ref, int8=b == "onnx-int8")
             runners[b] = (OnnxNet(path), path.stat().st_size)
     rows, done = [], 0
     for size in sizes:
         args = _inputs(model, size)
-        with torch.inference_mode():
-            ref_out = model.reference(*args).numpy()
+        with tempfile.TemporaryDirectory(prefix="huafeng-bench-pte-") as tmp:
             for b in backends:
-                seconds, out = _best_time(runners[b][0], args, repeats)
-                rows.append({"model": model.name, "kind": model.kind, "backend": b, "size": size,
-                             "seconds": round(seconds, 4), "model_mb": round(runners[b][1] / 2**20, 3),
-                             "psnr": round(psnr(out, ref_out), 2),
-                             "max_abs": float(f"{float(np.abs(out - ref_out).max()):.3g}")})
-                done += 1
-                if progress:
-                    progress(Progress(f"{b} at {size} px", done, len(sizes) * len(backends)))
+                if b.startswith("pte"):
+                    runners[b] = _pte_runner(ref, model, args, Path(tmp) / f"{b}.pte", b == "pte-int8")
+            rows_at, done = _time_all(model, backends, runners, args, size, repeats, done, len(sizes), progress)
+        rows += rows_at
     return rows
+
+
+def _pte_runner(ref: str, model, args, path: Path, int8: bool):
+    from .mobile import PteNet, PteSettings, export_pte
+
+    s = PteSettings(size=tuple(args[0].shape[-2:]), style_size=tuple(args[-1].shape[-2:]), int8=int8)
+    export_pte(ref, path, s, model=model)  # checked on photos at that size, like every export
+    return PteNet(path), path.stat().st_size
+
+
+def _time_all(model, backends, runners, args, size, repeats, done, n_sizes, progress):
+    rows = []
+    with torch.inference_mode():
+        ref_out = model.reference(*args).numpy()
+        for b in backends:
+            seconds, out = _best_time(runners[b][0], args, repeats)
+            rows.append({"model": model.name, "kind": model.kind, "backend": b, "size": size,
+                         "seconds": round(seconds, 4), "model_mb": round(runners[b][1] / 2**20, 3),
+                         "psnr": round(psnr(out, ref_out), 2),
+                         "max_abs": float(f"{float(np.abs(out - ref_out).max()):.3g}")})
+            done += 1
+            if progress:
+                progress(Progress(f"{b} at {size} px", done, n_sizes * len(backends)))
+    return rows, done
 
 
 def backends_table(rows: list[dict]) -> str:
