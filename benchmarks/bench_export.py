@@ -29,8 +29,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # nets.py: seeded random networks
 
 
-def _models(args, tmp: Path) -> list[tuple[str, str, str]]:
-    """(label, reference, weights note) per model kind."""
+def _models(args, tmp: Path) -> list[tuple[str, str, str, str]]:
+    """(kind, label, reference, weights note) per model kind."""
     from huafeng.methods import fast
 
     out = []
@@ -41,7 +41,7 @@ def _models(args, tmp: Path) -> list[tuple[str, str, str]]:
         fast_ref, note = random_fast_net(tmp / "fast-random.safetensors"), "random weights (no network shipped)"
     else:
         note = f"trained: {Path(fast_ref).name}"
-    out.append(("per-style network", str(fast_ref), note))
+    out.append(("fast", "per-style network", str(fast_ref), note))
     try:
         from huafeng.methods import gan
     except ImportError:
@@ -58,11 +58,11 @@ def _models(args, tmp: Path) -> list[tuple[str, str, str]]:
             note = "random weights (no generator shipped)"
         else:
             note = f"trained: {Path(gan_ref).name}"
-        out.append(("GAN generator", str(gan_ref), note))
+        out.append(("gan", "GAN generator", str(gan_ref), note))
     if not args.no_photoreal:
-        out.append(("photoreal (encoder + Newton-Schulz WCT + decoders)", "photoreal", "shipped decoders"))
+        out.append(("photoreal", "photoreal (encoder + Newton-Schulz WCT + decoders)", "photoreal", "shipped decoders"))
     if not args.no_arbitrary:
-        out.append(("arbitrary painting network (recolour + Lite0 + AdaIN + decoder + palette)", "arbitrary",
+        out.append(("arbitrary", "arbitrary painting network (recolour + Lite0 + AdaIN + decoder + palette)", "arbitrary",
                     "shipped network"))
     return out
 
@@ -83,6 +83,7 @@ def main() -> int:
     p.add_argument("--gan", help="a GAN generator .safetensors (default: the first shipped one)")
     p.add_argument("--no-photoreal", action="store_true")
     p.add_argument("--no-arbitrary", action="store_true")
+    p.add_argument("--only", help="comma-separated kinds to run (fast, gan, photoreal, arbitrary)")
     p.add_argument("--runtimes", help="comma-separated (default: torch, onnx, onnx-int8, and pte, pte-int8 "
                    "when ExecuTorch is installed)")
     p.add_argument("--sizes", default="512,1024")
@@ -97,7 +98,9 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         os.environ["HUAFENG_CACHE"] = str(Path(tmp) / "cache")
-        for label, ref, note in _models(args, Path(tmp)):
+        for kind, label, ref, note in _models(args, Path(tmp)):
+            if args.only and kind not in args.only.split(","):
+                continue
             runtimes, r = _runtimes(args.runtimes), None
             while r is None and runtimes:
                 try:

@@ -59,6 +59,20 @@ def test_a_model_the_format_cannot_hold_is_refused_in_one_line(tmp_path):
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+def test_a_program_the_runtime_cannot_load_is_refused(net_file, tmp_path, monkeypatch):
+    """XNNPACK may refuse a node only when the program loads (the photoreal graph's depthwise conv here)."""
+    from huafeng.export import mobile
+
+    def refuse(path, threads=None):
+        raise RuntimeError("Failed to load method forward, error: 0x:1")
+
+    monkeypatch.setattr(mobile, "PteNet", refuse)
+    with pytest.raises(ExportError) as e:
+        export_pte(str(net_file), tmp_path / "x.pte", TINY)
+    assert "can't hold wavy" in str(e.value) and "\n" not in str(e.value)
+    assert list(tmp_path.glob("*.pte")) == []
+
+
 def test_a_failed_check_writes_nothing(net_file, tmp_path):
     model = load_model(str(net_file))
     model.reference = lambda x: x  # torch says "identity": the program disagrees, so it is refused

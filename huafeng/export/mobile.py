@@ -242,7 +242,12 @@ def export_pte(ref: str, out: str | os.PathLike, settings: PteSettings = PteSett
         trial = Path(tmp) / "model.pte"
         trial.write_bytes(lower(model, feeds, s.int8, meta, s.int8_keep_fp32))
         report_step("lowered", 1)
-        rows = parity_rows(model, PteNet(trial), feeds)
+        try:
+            net = PteNet(trial)
+        except RuntimeError as e:  # a delegate that refuses a node at load time (its log names the node)
+            raise ExportError(f"the pte format can't hold {model.name}: ExecuTorch's runtime could not load the "
+                              f"program ({_first_line(e)}; XNNPACK refused one of its nodes); nothing was written.") from None
+        rows = parity_rows(model, net, feeds)
         report_step("checked", 2)
         worst, diff = min(r["psnr"] for r in rows), max(r["max_abs"] for r in rows)
         if not s.int8 and diff > s.max_abs_fp32:
