@@ -107,7 +107,8 @@ def main() -> int:
                     r = bench_backends(ref, runtimes, [int(s) for s in args.sizes.split(",")], repeats=args.repeats)
                 except HuafengError as e:  # e.g. an int8 program refused under its bar: say so, time the rest
                     print(f"\n{label}: {e}")
-                    dropped = "pte-int8" if "pte-int8" in runtimes and "int8" in str(e) else runtimes[-1]
+                    named = str(e).split(":", 1)[0]
+                    dropped = named if named in runtimes else runtimes[-1]
                     runtimes = tuple(x for x in runtimes if x != dropped)
             if r is None:
                 continue

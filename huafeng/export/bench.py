@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..controls import Progress, ProgressFn
-from ..errors import SettingsError
+from ..errors import ExportError, SettingsError
 from .convert import psnr
 from .models import load_model
 from .runtime import BACKENDS, OnnxNet, cached_export
@@ -70,7 +71,8 @@ def bench_backends(ref: str | None = None, backends=BACKENDS, sizes=DEFAULT_SIZE
         if b == "torch":
             runners[b] = (model.reference, sum(f.stat().st_size for f in model.files[:1]))
         elif b.startswith("onnx"):
-            path = cached_export(ref, int8=b == "onnx-int8")
+            with _named(b):
+                path = cached_export(ref, int8=b == "onnx-int8")
             runners[b] = (OnnxNet(path), path.stat().st_size)
     rows, done = [], 0
     for size in sizes:
@@ -78,10 +80,20 @@ def bench_backends(ref: str | None = None, backends=BACKENDS, sizes=DEFAULT_SIZE
         with tempfile.TemporaryDirectory(prefix="huafeng-bench-pte-") as tmp:
             for b in backends:
                 if b.startswith("pte"):
-                    runners[b] = _pte_runner(ref, model, args, Path(tmp) / f"{b}.pte", b == "pte-int8")
+                    with _named(b):
+                        runners[b] = _pte_runner(ref, model, args, Path(tmp) / f"{b}.pte", b == "pte-int8")
             rows_at, done = _time_all(model, backends, runners, args, size, repeats, done, len(sizes), progress)
         rows += rows_at
     return rows
+
+
+@contextmanager
+def _named(runtime: str):
+    """A refused export names its runtime first (``onnx-int8: ...``), so a caller can leave it out."""
+    try:
+        yield
+    except ExportError as e:
+        raise ExportError(f"{runtime}: {e}") from None
 
 
 def _pte_runner(ref: str, model, args, path: Path, int8: bool):

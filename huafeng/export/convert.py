@@ -193,17 +193,17 @@ def calibration_feeds(model: ExportModel, size: int) -> list[dict[str, np.ndarra
 def quantize_int8(model: ExportModel, fp32: str | os.PathLike, out: str | os.PathLike, s: ExportSettings) -> dict:
     """Static int8 quantization in QDQ form: convolution weights per channel (int8), activations
     per tensor (uint8), calibrated by min/max on photos; the first and last ``s.int8_keep_fp32``
-    convolutions stay in fp32 (the input and output layers are the most sensitive), and so does the
-    photoreal graph's encoder. Normalisation, WCT and everything but convolutions stay in fp32."""
+    convolutions stay in fp32 (the input and output layers are the most sensitive), and so do the
+    submodules the method names in ``model.int8_keep`` (the photoreal graph's encoder). Normalisation, WCT and everything but convolutions stay in fp32."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     convs = [n.name for n in onnx.load(str(fp32), load_external_data=False).graph.node if n.op_type == "Conv"]
     k = s.int8_keep_fp32
     keep = set(convs[:k] + convs[-k:]) if k else set()
-    if model.kind == "photoreal":  # WCT whitens the encoder's features (divides by the square root of
-        # small covariance eigenvalues), which amplifies quantization noise: the encoder stays fp32
-        keep |= {c for c in convs if c.startswith("/encoder")}
+    for prefix in model.int8_keep:  # the method's advice (photoreal: WCT whitens the encoder's features, which
+        # divides by the square roots of small covariance eigenvalues and amplifies quantization noise)
+        keep |= {c for c in convs if c.startswith(f"/{prefix}")}
     feeds = calibration_feeds(model, s.calibration_size)
     logging.disable(logging.WARNING)  # onnxruntime logs advice to the root logger; not the user's business
     try:

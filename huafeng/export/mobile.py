@@ -107,10 +107,13 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[:160]}" if text else type(e).__name__
 
 
-def _fp32_convs(graph: torch.nn.Module, keep: int) -> list[str]:
-    """The first and last ``keep`` convolutions of ``graph``, by module name (definition order)."""
-    convs = [name for name, m in graph.named_modules() if isinstance(m, torch.nn.Conv2d)]
-    return sorted(set(convs[:keep] + convs[-keep:])) if keep else []
+def _fp32_convs(model: ExportModel, keep: int) -> list[str]:
+    """The first and last ``keep`` convolutions of the graph, by module name (definition order), and
+    those under the submodules the method keeps in fp32 (``model.int8_keep``)."""
+    convs = [name for name, m in model.graph.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    kept = set(convs[:keep] + convs[-keep:]) if keep else set()
+    kept |= {c for c in convs for p in model.int8_keep if c == p or c.startswith(p + ".")}
+    return sorted(kept)
 
 
 def lower(model: ExportModel, feeds, int8: bool, metadata: dict[str, str] | None = None, keep_fp32: int = 2) -> bytes:
@@ -137,7 +140,7 @@ def lower(model: ExportModel, feeds, int8: bool, metadata: dict[str, str] | None
                 from torchao.quantization.pt2e.quantizer import get_module_name_filter
 
                 quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-                keep = [get_module_name_filter(name) for name in _fp32_convs(model.graph, keep_fp32)]
+                keep = [get_module_name_filter(name) for name in _fp32_convs(model, keep_fp32)]
                 quantizer.set_filter_function(lambda n: not any(f(n) for f in keep))
                 prepared = prepare_pt2e(ep.module(), quantizer)
                 for calib in _calibration(feeds):
@@ -234,7 +237,8 @@ def export_pte(ref: str, out: str | os.PathLike, settings: PteSettings = PteSett
                              + ("" if s.int8 else f", max abs difference <= {s.max_abs_fp32:g}"))
     if s.int8:
         meta["huafeng.int8"] = (f"PT2E static, XNNPACK symmetric per-channel config, calibrated on 8 photo views; "
-                                f"convolutions kept fp32: {', '.join(_fp32_convs(model.graph, s.int8_keep_fp32)) or 'none'}")
+                                f"{len(_fp32_convs(model, s.int8_keep_fp32))} convolutions kept fp32 (the first and "
+                                f"last {s.int8_keep_fp32}{', and under ' + ', '.join(model.int8_keep) if model.int8_keep else ''})")
     meta["huafeng.io"] = (f"float32 RGB in [0,1], NCHW, image {s.size[0]}x{s.size[1]} (height x width)"
                           + (f", style {s.style_size[0]}x{s.style_size[1]}" if "style" in model.inputs else "")
                           + "; output the image's size")

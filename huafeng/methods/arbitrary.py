@@ -94,8 +94,9 @@ class ArbitraryStylizer:
         info = {**read_metadata(path), "roots": f"Newton-Schulz, {ns_iters} iterations, float64"}
         if net.transform == "wct":
             info["wct"] = info["roots"]
+        # int8: the encoder stays fp32 (its features are normalised, or whitened, by their own statistics)
         return ExportModel("arbitrary", path.stem, graph, reference, ("image", "style"), (path, shipped_path("lite0")),
-                           info, card_of(path))
+                           info, card_of(path), int8_keep=("encoder",))
 
     @staticmethod
     def export_names() -> list[str]:

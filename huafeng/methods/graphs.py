@@ -46,6 +46,9 @@ class ExportModel:
     metadata: dict[str, str] = field(default_factory=dict)
     card: str = ""                  # the model card (NAME.md beside the weights), if any
     fallbacks: tuple[Callable[[], nn.Module], ...] = ()  # built only when needed (finding one costs)
+    # submodules of ``graph`` (by name prefix) that int8 exports keep in fp32: e.g. an encoder whose
+    # features are then whitened (dividing by small eigenvalues' roots amplifies quantization noise)
+    int8_keep: tuple[str, ...] = ()
 
     def sha256(self) -> str:
         """Hash of the weights files and of the graph's configuration (levels, WCT): the cache key."""

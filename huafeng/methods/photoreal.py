@@ -253,7 +253,7 @@ class PhotorealStylizer:
         info = {**read_metadata(path), "levels": json.dumps(list(levels)),
                 "wct": f"Newton-Schulz, {ns_iters} iterations, float64"}
         return ExportModel("photoreal", path.stem, graph, reference, ("image", "style"),
-                           (path, shipped_path("lite0")), info, card_of(path))
+                           (path, shipped_path("lite0")), info, card_of(path), int8_keep=("encoder",))
 
     @staticmethod
     def export_names() -> list[str]:
