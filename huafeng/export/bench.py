@@ -101,7 +101,7 @@ def _pte_runner(ref: str, model, args, path: Path, int8: bool):
 
     s = PteSettings(size=tuple(args[0].shape[-2:]), style_size=tuple(args[-1].shape[-2:]), int8=int8)
     export_pte(ref, path, s, model=model)  # checked on photos at that size, like every export
-    return PteNet(path), path.stat().st_size
+    return PteNet(path, threads=torch.get_num_threads()), path.stat().st_size  # torch's thread count
 
 
 def _time_all(model, backends, runners, args, size, repeats, done, n_sizes, progress):

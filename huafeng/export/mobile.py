@@ -159,12 +159,15 @@ def lower(model: ExportModel, feeds, int8: bool, metadata: dict[str, str] | None
 
 
 class PteNet:
-    """A torch-in, torch-out callable over a ``.pte`` program, run by ExecuTorch's runtime."""
+    """A torch-in, torch-out callable over a ``.pte`` program, run by ExecuTorch's runtime.
+    ``threads`` resizes XNNPACK's thread pool, which is the process's: a benchmark's choice, never
+    made while another program runs."""
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
         from executorch.runtime import Runtime
 
-        set_threads(threads or torch.get_num_threads())
+        if threads:
+            set_threads(threads)
         self.path = Path(path)
         self.program = Runtime.get().load_program(self.path)
         self.method = self.program.load_method("forward")

@@ -18,7 +18,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +57,20 @@ class ExportModel:
             h.update(sha256_of(f).encode())
         h.update(json.dumps([self.kind, self.metadata.get("levels"), self.metadata.get("wct")]).encode())
         return h.hexdigest()
+
+
+class Exportable(Protocol):
+    """The export hook of the stylizer protocol: a stylizer class with these two is exportable."""
+
+    method: str
+
+    @staticmethod
+    def export_graph(ref: str, ns_iters: int = 40) -> ExportModel | None:
+        """The graph of the model ``ref`` names (a name or a ``.safetensors`` path), or None: not mine."""
+
+    @staticmethod
+    def export_names() -> list[str]:
+        """The names (besides files) :meth:`export_graph` recognises, for listings and errors."""
 
 
 def card_of(path: Path) -> str:
