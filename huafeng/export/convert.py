@@ -242,6 +242,16 @@ def _write_metadata(path: Path, meta: dict[str, str]) -> None:
     onnx.save(m, str(path))
 
 
+def output_path(out: str | os.PathLike, model: ExportModel) -> Path:
+    """``out`` as a Path, checked: its folder exists and it is not one of the model's own weights files."""
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise OutputError(f"the folder {out.parent} does not exist.")
+    if out.exists() and any(out.resolve() == f.resolve() for f in model.files):
+        raise OutputError(f"{out} is the model's own weights file; choose another output path.")
+    return out
+
+
 def export_onnx(ref: str, out: str | os.PathLike, settings: ExportSettings = ExportSettings(),
                 progress: ProgressFn | None = None, model: ExportModel | None = None) -> dict:
     """Export a model to ONNX, check it against torch on real photos, and write it to ``out``.
@@ -254,11 +264,7 @@ def export_onnx(ref: str, out: str | os.PathLike, settings: ExportSettings = Exp
     _require_onnx()
     s = settings
     model = model or load_model(ref, s.ns_iters)
-    out = Path(out)
-    if not out.parent.is_dir():
-        raise OutputError(f"the folder {out.parent} does not exist.")
-    if out.exists() and any(out.resolve() == f.resolve() for f in model.files):
-        raise OutputError(f"{out} is the model's own weights file; choose another output path.")
+    out = output_path(out, model)
     steps = 3 if s.int8 else 2
 
     def report_step(stage: str, i: int) -> None:

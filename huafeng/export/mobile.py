@@ -27,8 +27,8 @@ import torch.nn.functional as F
 
 from ..atomic import atomic_path
 from ..controls import Progress, ProgressFn
-from ..errors import ExportError, OutputError, SettingsError
-from .convert import CHECK_PHOTOS, CHECK_STYLE, _metadata, psnr
+from ..errors import ExportError, SettingsError
+from .convert import CHECK_PHOTOS, CHECK_STYLE, _metadata, output_path, psnr
 from .models import ExportModel, load_model
 
 Tensor = torch.Tensor
@@ -216,11 +216,7 @@ def export_pte(ref: str, out: str | os.PathLike, settings: PteSettings = PteSett
     require_executorch()
     s = settings
     model = model or load_model(ref, s.ns_iters)
-    out = Path(out)
-    if not out.parent.is_dir():
-        raise OutputError(f"the folder {out.parent} does not exist.")
-    if out.exists() and any(out.resolve() == f.resolve() for f in model.files):
-        raise OutputError(f"{out} is the model's own weights file; choose another output path.")
+    out = output_path(out, model)
     feeds = check_feeds(model, s)
     precision = "int8" if s.int8 else "fp32"
 
