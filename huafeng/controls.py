@@ -10,7 +10,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -152,8 +152,8 @@ def blend_strength(content: Tensor, stylized: Tensor, strength: float) -> Tensor
     return (content + strength * (stylized - content)).clamp(0, 1)
 
 
-def region_masks(mask: Tensor | None, n_styles: int, size: tuple[int, int]) -> list[Tensor] | None:
-    """One weight map (1, 1, H, W) per style from the user's mask, resized to ``size``.
+def region_masks(mask: Tensor | None, n_styles: int, size: tuple[int, ...]) -> list[Tensor] | None:
+    """One weight map (1, 1, H, W) per style from the user's mask, resized to ``size`` (H, W).
 
     One style: [mask] (the rest keeps the content). Two styles: [mask, 1 - mask].
     """
@@ -187,7 +187,7 @@ def blend_results(content: Tensor, outs: list[Tensor], weights: Sequence[float],
     if masks is not None and len(outs) == 2:
         out = masks[0] * outs[0] + masks[1] * outs[1]
     else:
-        out = sum(w * o for w, o in zip(weights, outs))
+        out = cast(Tensor, sum(w * o for w, o in zip(weights, outs)))  # one or more results: a tensor, not 0
     return apply_after(content, out, controls, len(outs))
 
 
@@ -248,7 +248,8 @@ class LockedLRU:
     the first time; the values are equal and one is kept)."""
 
     def __init__(self, size: int) -> None:
-        self.size, self._items, self._lock = size, OrderedDict(), threading.Lock()
+        self.size, self._lock = size, threading.Lock()
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
 
     def get_or_make(self, key: Hashable, make: Callable[[], Any]) -> Any:
         with self._lock:

@@ -57,6 +57,8 @@ class Lite0(nn.Module):
 
     name = "lite0"
     antialias = False
+    fc_weight: torch.Tensor  # buffers (registered from the weights file), named here for the type checker
+    fc_bias: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -113,6 +115,9 @@ class VGG16(nn.Module):
     name = "vgg16"
     # Caffe convention: BGR, 0..255, minus the ImageNet mean (as HED's preprocessing).
     _MEAN_BGR = (103.939, 116.779, 123.68)
+    mean: torch.Tensor  # buffers (registered in __init__), named here for the type checker
+    fuse_weight: torch.Tensor
+    fuse_bias: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -168,12 +173,13 @@ class Lite0AA(Lite0):
     antialias = True
 
 
-BACKBONES: dict[str, type[nn.Module]] = {"lite0": Lite0, "lite0-aa": Lite0AA, "vgg16": VGG16}
-_cache: dict[str, nn.Module] = {}
+Backbone = Lite0 | VGG16  # what get_backbone returns (Lite0AA is a Lite0)
+BACKBONES: dict[str, type[Backbone]] = {"lite0": Lite0, "lite0-aa": Lite0AA, "vgg16": VGG16}
+_cache: dict[str, Backbone] = {}
 _cache_lock = threading.Lock()
 
 
-def get_backbone(name: str) -> nn.Module:
+def get_backbone(name: str) -> Backbone:
     """The shared, frozen instance of a backbone (loaded once per process, also when several threads
     ask for it at once)."""
     if name not in BACKBONES:

@@ -14,7 +14,7 @@ import stat
 import threading
 import warnings
 from pathlib import Path
-from typing import Iterable, Union
+from typing import Any, Iterable, Union
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError, features
 try:
     from PIL import ImageCms
 except ImportError:  # Pillow built without littlecms: embedded profiles are ignored, LAB is refused
-    ImageCms = None
+    ImageCms = None  # type: ignore[assignment]  # (mypy cannot type a module that may be None)
 
 from huafeng.atomic import atomic_open
 from huafeng.errors import ImageError, ImageTooLargeError, OutputError, SettingsError
@@ -188,7 +188,8 @@ def _convert(pil: Image.Image, name: str) -> tuple[torch.Tensor, torch.Tensor | 
     try:
         if mode == "LAB":  # Pillow's own LAB -> RGB convert() is not colorimetric
             lab, srgb = ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB")
-            pil = ImageCms.applyTransform(pil, ImageCms.buildTransform(lab, srgb, "LAB", "RGB"))
+            # Pillow's stub says Image | None; None is only for inPlace=True
+            pil = ImageCms.applyTransform(pil, ImageCms.buildTransform(lab, srgb, "LAB", "RGB"))  # type: ignore[assignment]
         elif mode == "La":
             pil = pil.convert("LA")
         pil = _icc_to_srgb(pil)
@@ -207,7 +208,8 @@ def _icc_to_srgb(pil: Image.Image) -> Image.Image:
     try:
         out = "RGBA" if pil.mode == "RGBA" else "RGB"
         src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        return ImageCms.profileToProfile(pil, src, ImageCms.createProfile("sRGB"), outputMode=out)
+        # Pillow's stub says Image | None; None is only for inPlace=True
+        return ImageCms.profileToProfile(pil, src, ImageCms.createProfile("sRGB"), outputMode=out)  # type: ignore[return-value]
     except Exception:  # a broken or unusual profile: fall back to the plain conversion
         return pil
 
@@ -340,10 +342,12 @@ def save_image(img: torch.Tensor, path: str | os.PathLike, *, alpha: torch.Tenso
         raise SettingsError(f"quality must be a whole number from 1 to 100, got {quality!r}.")
     fmt = check_output(path, protect)
     pil = to_pil(img, alpha if fmt in _ALPHA_FORMATS else None)
-    options = {"JPEG": {"quality": quality, "subsampling": 0 if quality >= 90 else -1},  # 0 = 4:4:4 chroma
-               "WEBP": {"quality": quality},
-               "PNG": {"compress_level": png_level},
-               "TIFF": {"compression": "tiff_lzw"} if features.check_codec("libtiff") else {}}.get(fmt, {})
+    per_format: dict[str, dict[str, Any]] = {
+        "JPEG": {"quality": quality, "subsampling": 0 if quality >= 90 else -1},  # 0 = 4:4:4 chroma
+        "WEBP": {"quality": quality},
+        "PNG": {"compress_level": png_level},
+        "TIFF": {"compression": "tiff_lzw"} if features.check_codec("libtiff") else {}}
+    options = per_format.get(fmt, {})
     try:
         with atomic_open(path, "wb") as fh:  # temp file beside it, fsync, rename, fsync the folder
             pil.save(fh, format=fmt, **options, **pillow_options(fmt, provenance))

@@ -8,10 +8,13 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import MISSING, fields
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .. import __version__
 from ..errors import HuafengError
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 _SETTING_FLAGS = {
     "backbone": (str, "feature network: lite0 (fast) or vgg16 (classic look, ~4x slower)"),
@@ -285,7 +288,8 @@ class _bar:
     raised before any progress print cleanly. Use as a context manager."""
 
     def __init__(self, name: str, quiet: bool) -> None:
-        self.name, self.quiet, self.t = name, quiet, None
+        self.name, self.quiet = name, quiet
+        self.t: tqdm | None = None
 
     def update(self, p) -> None:
         if self.quiet:

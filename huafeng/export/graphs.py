@@ -49,8 +49,9 @@ def size_free(net: nn.Module) -> SizeFree:
     (A wrong pick that still matches in eager mode, e.g. a multiple too small with replicate
     padding, is caught by the parity check after export: the export then fails, nothing is written.)
     """
-    if getattr(net, "size_multiple", None):
-        return SizeFree(net, int(net.size_multiple), getattr(net, "pad_mode", "reflect"))
+    multiple = getattr(net, "size_multiple", None)
+    if multiple:
+        return SizeFree(net, int(multiple), getattr(net, "pad_mode", "reflect"))
     g = torch.Generator().manual_seed(0)
     probes = [torch.rand(1, 3, 33, 49, generator=g), torch.rand(1, 3, 42, 37, generator=g)]
     with torch.no_grad():

@@ -18,7 +18,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,9 @@ from torch import nn
 from .. import controls as ctl
 from ..losses import mean_std
 from ..weights import sha256_of
+
+if TYPE_CHECKING:
+    from .paint_net import PaintNet
 
 Tensor = torch.Tensor
 
@@ -194,7 +197,7 @@ class PaintGraph(nn.Module):
     taken by Newton–Schulz (the library takes them by ``eigh``); the size-dependent pads are tensor
     arithmetic that a trace keeps. Pictures must be larger than ``2 * margin + 8`` pixels each way."""
 
-    def __init__(self, net: nn.Module, margin: int = 16, iters: int = 40) -> None:
+    def __init__(self, net: PaintNet, margin: int = 16, iters: int = 40) -> None:
         super().__init__()
         from .paint_net import ENCODER_LAYER, SHRINK, STRIDE
 

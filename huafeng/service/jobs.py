@@ -155,6 +155,7 @@ class JobQueue:
             def report(p: Progress, job: Job = job, saved: list = saved) -> None:
                 if job.cancel.is_set():
                     raise Cancelled("the job was cancelled.")
+                assert job.started is not None  # set when the job was taken, before it runs
                 if time.time() - job.started > self.job_timeout:
                     raise Cancelled(f"the job ran past its {self.job_timeout:.0f} s limit and was stopped.")
                 job.progress, job.stage = p.fraction, p.stage

@@ -8,7 +8,7 @@ in a worker thread (``run_in_threadpool``), never on the event loop.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal, overload
 
 from fastapi import UploadFile
 
@@ -35,6 +35,10 @@ def method_choices() -> list[str]:
     return ["auto", *METHODS]
 
 
+@overload
+async def read_upload(upload: UploadFile, config: ServiceConfig, optional: Literal[False] = False) -> bytes: ...
+@overload
+async def read_upload(upload: UploadFile | None, config: ServiceConfig, optional: bool = False) -> bytes | None: ...
 async def read_upload(upload: UploadFile | None, config: ServiceConfig, optional: bool = False) -> bytes | None:
     """The upload's bytes (``optional``: None for a field left empty); over the limit: :class:`TooLarge` (413)."""
     if upload is None or (optional and not upload.filename):

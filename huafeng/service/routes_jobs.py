@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import tempfile
 from pathlib import Path
+from typing import TypedDict
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -21,7 +22,16 @@ from .schema import UPLOAD_ERRORS, JobInfo, TooLarge, binary, error, errors, sty
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 RESULT_TYPES = {".png": "image/png", ".mp4": "video/mp4", ".safetensors": "application/octet-stream"}
-_JOB = {"response_model": JobInfo, "response_model_exclude_unset": True}
+
+
+class _JobRoute(TypedDict):
+    """The keyword arguments every route that answers with a job shares (typed, so ``**_JOB`` is checked)."""
+
+    response_model: type[JobInfo]
+    response_model_exclude_unset: bool
+
+
+_JOB: _JobRoute = {"response_model": JobInfo, "response_model_exclude_unset": True}
 
 
 def jobs_router(config: ServiceConfig, jobs: JobQueue, results: Path) -> APIRouter:
@@ -82,7 +92,10 @@ def jobs_router(config: ServiceConfig, jobs: JobQueue, results: Path) -> APIRout
     def cancel_job(job_id: str) -> dict:
         """Cancel a queued or running job; a finished one is returned as it is."""
         _job(jobs, job_id)
-        return jobs.cancel(job_id).public()
+        job = jobs.cancel(job_id)
+        # The job was there a moment ago; only a record pruned in between makes this None (then a 500, as before).
+        assert job is not None
+        return job.public()
 
     @r.get("/v1/jobs/{job_id}/result", response_class=Response,
            responses={**binary("The result: a PNG image, an MP4 video, or a trained network (.safetensors).",

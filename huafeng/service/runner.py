@@ -60,6 +60,7 @@ class Runner:
         p = job.params
         work = Path(p["work"])  # made by the route, and recorded as the job's scratch
         try:
+            assert self.config.train_content_dir is not None  # the route queues train jobs only where it is set
             summary = train_style(StyleTrainSettings(painting=p["painting"], content_dir=self.config.train_content_dir,
                                                      out=str(work), name="style", minutes=p["minutes"],
                                                      **self.config.train_overrides), progress=report)
