@@ -116,7 +116,8 @@ def describe(method: str, styles: Any = (), settings: Any = None, *, strength: f
                 "mask": _content_ref(mask) if mask is not None else None}
     return Provenance(method=method, styles=tuple(style_rows),
                       models=tuple(_models(method, settings, [r for r, _ in items])),
-                      settings=_clean(asdict(settings) if is_dataclass(settings) else dict(settings)),
+                      settings=_clean(asdict(settings) if is_dataclass(settings) and not isinstance(settings, type)
+                                     else dict(settings)),
                       controls=controls, version=__version__)
 
 

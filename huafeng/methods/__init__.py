@@ -9,13 +9,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import fields
-from typing import Any
+from typing import Any, cast
 
 from ..errors import SettingsError, WeightsError
 from .arbitrary import ArbitrarySettings, ArbitraryStylizer
 from .fast import FastSettings, FastStylizer
 from .gan import GanSettings, GanStylizer
-from .graphs import ExportModel
+from .graphs import Exportable, ExportModel
 from .optimize import OptimizeSettings, OptimizeStylizer
 from .photoreal import PhotorealSettings, PhotorealStylizer
 
@@ -85,7 +85,8 @@ def export_graph(ref: str, ns_iters: int = 40) -> ExportModel:
     about in turn, in ``METHODS`` order; the first that recognises it answers. ``ns_iters``: the
     Newton–Schulz steps of graphs that take matrix roots. One-line errors for anything else."""
     ref = str(ref)
-    hooks = [cls for _, cls in METHODS.values() if hasattr(cls, "export_graph")]
+    # the classes that have the hook (Exportable: the Protocol of a stylizer class with it)
+    hooks = [cast(Exportable, cls) for _, cls in METHODS.values() if hasattr(cls, "export_graph")]
     path = None
     if ref.endswith(".safetensors"):
         from pathlib import Path

@@ -32,6 +32,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -62,7 +63,7 @@ class NetConfig:
     channels: (width at 1/2 resolution, width at 1/4 resolution); res_blocks: at 1/4 resolution.
     """
 
-    channels: tuple[int, int] = (16, 48)
+    channels: tuple[int, ...] = (16, 48)  # two widths (checked below: settings and files may give others)
     res_blocks: int = 3
     palette: bool = False  # map the output onto the painting's colour statistics (stored in the network)
     conditioned: bool = False  # strength-conditioned: every instance norm's affine is a function of strength
@@ -112,6 +113,7 @@ class TransformerNet(nn.Module):
         self.up = _block(a, a, cond=k)                                  # 1/2 res, after upsample + skip
         self.shuffle = cfg.head == "shuffle"
         self.head = _conv(a, 12 if self.shuffle else 3)                 # 12 = 3 colours x 2x2 sub-pixels
+        assert self.head.bias is not None                               # (_conv makes a bias)
         nn.init.zeros_(self.head.weight)                                # identity start: delta = 0
         nn.init.zeros_(self.head.bias)
         # receptive-field radius in pixels (rounded up to a multiple of 4): 2 px per 3x3 conv at 1/2
@@ -177,6 +179,8 @@ class Palette(RecordsStats):
     """
 
     EPS = 1e-4  # floor of the covariances' eigenvalues (a grey picture has near-zero chroma variance)
+    mu: Tensor  # buffers (registered in __init__), named here for the type checker
+    cov: Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -239,8 +243,9 @@ def load_net(ref: str) -> TransformerNet:
     try:
         if meta.get("arch") != ARCH:
             raise ValueError(meta.get("arch"))
-        cfg = NetConfig(**{k: tuple(v) if isinstance(v, list) else v
-                           for k, v in json.loads(meta.get("net", "{}")).items()})
+        config: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in json.loads(meta.get("net", "{}")).items()}
+        cfg = NetConfig(**config)
         net = TransformerNet(cfg)
         net.load_state_dict(tensors)
     except (RuntimeError, TypeError, ValueError, SettingsError, json.JSONDecodeError):
@@ -283,6 +288,7 @@ def export_graph(ref: str, ns_iters: int = 40) -> ExportModel | None:
     net = graph = load_net(str(path))
     if net.palette is not None:  # the exported copy takes its colour transform's roots by matmuls
         graph = copy.deepcopy(net)
+        assert graph.palette is not None  # a copy of net, which has one
         graph.palette.sqrt = "newton-schulz"
     name = path.stem[len("fast-"):] if path.parent == WEIGHTS_DIR else path.stem
     return ExportModel("fast", name, graph, net, ("image",), (path,), read_metadata(path), card_of(path))

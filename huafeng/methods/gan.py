@@ -28,6 +28,7 @@ import json
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +49,7 @@ ARCH = "huafeng-cyclegan-resnet"
 class GeneratorConfig:
     """Architecture of a generator; stored in each weights file's metadata (``generator``)."""
 
-    channels: tuple[int, int, int] = (16, 32, 64)
+    channels: tuple[int, ...] = (16, 32, 64)  # three widths (a file's metadata may give others: then an error)
     res_blocks: int = 5
     residual: bool = False  # predict a change to the photo, starting from "no change" (see the module notes)
 
@@ -85,8 +86,10 @@ class Generator(nn.Module):
         self.out = _conv(a, 3, 7)
         init_weights(self)
         if cfg.residual:  # identity start: the untrained generator returns its input
-            nn.init.zeros_(self.out[1].weight)
-            nn.init.zeros_(self.out[1].bias)
+            last = cast(nn.Conv2d, self.out[1])  # _conv: (pad, conv with a bias)
+            assert last.bias is not None
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def norm_mode(self, mode: str) -> None:
         """``normal``; ``record`` (store each norm's statistics); ``fixed`` (reuse them, for tiles); on the
@@ -134,7 +137,8 @@ def init_weights(net: nn.Module, std: float = 0.02) -> None:
     for m in net.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.normal_(m.weight, 0.0, std)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:  # (every convolution here has one)
+                nn.init.zeros_(m.bias)
 
 
 # ------------------------------------------------------------------------------------ weights
@@ -172,7 +176,8 @@ def load_generator(ref: str | None = None) -> tuple[Generator, dict]:
         raise WeightsError(f"{path.name} is not a huafeng GAN generator (arch {meta.get('arch')!r}).")
     try:
         raw = json.loads(meta.get("generator", "{}"))
-        net = Generator(GeneratorConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}))
+        config: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        net = Generator(GeneratorConfig(**config))
         net.load_state_dict(tensors)
     except (RuntimeError, TypeError, ValueError):
         raise WeightsError(f"{path.name} does not match its GAN generator config.") from None
@@ -260,6 +265,7 @@ class GanStylizer:
             outs.append(self._run(_on_device(net, content.device), content))
             if progress:
                 progress(ctl.Progress(f"generator {i + 1}/{len(nets)}", i + 1, len(nets)))
+        assert weights is not None  # set with nets (the branch that sets neither raises)
         return ctl.blend_results(content, outs, weights, controls)
 
     def _run(self, net: Generator, x: Tensor) -> Tensor:

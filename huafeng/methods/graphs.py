@@ -18,7 +18,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -141,7 +141,7 @@ def wct_eigh(content: Tensor, style: Tensor) -> Tensor:
 @dataclass
 class PhotorealParts:
     encoder: nn.Module              # huafeng.features.FeatureExtractor (frozen Lite0)
-    decoders: dict[str, nn.Module]  # level -> Decoder
+    decoders: Mapping[str, nn.Module]  # level -> Decoder
     levels: tuple[str, ...]
     layer_of: dict[str, str] = field(default_factory=dict)  # level -> encoder layer name
 

@@ -19,6 +19,7 @@ Departures from the paper, each measured here:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -115,7 +116,8 @@ class OptimizeStylizer:
         gen = torch.Generator().manual_seed(s.seed)
         scales = s.scales()
         totals = [s.steps_at(i) for i in range(len(scales))]
-        done, x = 0, None
+        done = 0
+        x: Tensor | None = None
         for i, side in enumerate(scales):
             c = resize_long_side(content, side)
             if x is None:
@@ -126,6 +128,7 @@ class OptimizeStylizer:
                                      lambda k, loss, i=i, side=side: progress and progress(ctl.Progress(
                                          f"scale {i + 1}/{len(scales)} ({side} px)", done + k, sum(totals), loss)))
             done += totals[i]
+        assert x is not None  # scales() always ends with the full size
         return ctl.apply_after(content, x.detach().clamp(0, 1), controls, len(styles))
 
     def _init(self, c: Tensor, styles: list[Tensor], weights: list[float], gen: torch.Generator) -> Tensor:
@@ -141,12 +144,12 @@ class OptimizeStylizer:
     def _targets(self, c: Tensor, styles: list[Tensor], weights: list[float], masks) -> tuple[dict, list]:
         feats = self.extractor(_pad_min(c), self.content_layers)
         side = max(c.shape[-2:]) * self.settings.style_scale
-        grams = []
+        grams: list[dict[str, Tensor]] = []
         for st in styles:
             f = self.extractor(_pad_min(resize_long_side(st, max(int(side), MIN_SIDE))), self.style_layers)
             grams.append({n: gram_matrix(f[n]) for n in self.style_layers})
         if masks is None:  # no regions: one blended target (the weighted mean of the Grams)
-            grams = [{n: sum(w * g[n] for w, g in zip(weights, grams)) for n in self.style_layers}]
+            grams = [{n: cast(Tensor, sum(w * g[n] for w, g in zip(weights, grams))) for n in self.style_layers}]
         return {n: feats[n] for n in self.content_layers}, grams
 
     def _optimize_scale(self, x: Tensor, c: Tensor, styles, weights, controls: ctl.Controls,
@@ -162,7 +165,7 @@ class OptimizeStylizer:
             opt.zero_grad(set_to_none=True)
             feats = self.extractor(_pad_min(x))
             lc = sum(content_loss(feats[n], content_t[n], normalize=True) for n in self.content_layers)
-            ls = 0.0
+            ls: Tensor | float = 0.0
             for k, g_t in enumerate(grams_t):  # one target, or one per masked region
                 m = masks[k] if masks is not None else None
                 ls = ls + sum(style_loss(gram_matrix(feats[n], m), g_t[n], normalize=True)
@@ -174,6 +177,7 @@ class OptimizeStylizer:
             report(min(evals[0], steps), loss.item())
             return loss
 
+        opt: torch.optim.Optimizer
         if s.optimizer == "lbfgs":
             opt = torch.optim.LBFGS([x], lr=1, max_iter=steps, max_eval=steps, history_size=20,
                                     tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn="strong_wolfe")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -139,7 +140,7 @@ def blend_stats(stats: list[tuple[Tensor, Tensor]], weights: list[float]) -> tup
     """Interpolate several styles' statistics (means and covariances mixed linearly)."""
     mu = sum(w * s[0] for s, w in zip(stats, weights))
     cov = sum(w * s[1] for s, w in zip(stats, weights))
-    return mu, cov
+    return cast(Tensor, mu), cast(Tensor, cov)  # one or more styles: tensors, not 0
 
 
 # ---------------------------------------------------------------------------------------- method
@@ -212,7 +213,8 @@ def load_decoders(ref: str = "photoreal") -> dict[str, Decoder]:
         except RuntimeError:
             raise WeightsError(f"{path} does not hold huafeng photoreal decoders for {level}.") from None
         # channels-last: ~25% faster convolutions on a CPU (measured here), same numbers
-        decoders[level] = d.eval().requires_grad_(False).to(memory_format=torch.channels_last)
+        # (torch's stub lacks Module.to's memory_format keyword, which it takes)
+        decoders[level] = d.eval().requires_grad_(False).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if not decoders:
         raise WeightsError(f"{path} holds no photoreal decoders.")
     return decoders
@@ -347,7 +349,9 @@ class PhotorealStylizer:
             f = self.encoder(x, [name])[name]
             return self.decoders[lv](self._transform(f, lv, stats, weights, alpha, masks, (slice(None),) * 2), (h, w))
         boxes = ctl.tile_boxes(h, w, s.tile, s.overlap)
-        n, s1, s2 = 0, 0.0, 0.0
+        n = 0
+        s1: Tensor | float = 0.0  # the sums over the cores: tensors from the first tile on
+        s2: Tensor | float = 0.0
         for ys, xs, cy, cx in boxes:  # pass 1: global content statistics from the tiles' cores
             f = self.encoder(x[..., ys, xs], [name])[name]
             sy, sx = f.shape[-2] / (ys.stop - ys.start), f.shape[-1] / (xs.stop - xs.start)
@@ -355,6 +359,7 @@ class PhotorealStylizer:
                      int((cx.start - xs.start) * sx):int(round((cx.stop - xs.start) * sx))]
             v = core.reshape(core.shape[0], -1).double()
             n, s1, s2 = n + v.shape[1], s1 + v.sum(1, keepdim=True), s2 + v @ v.T
+        assert isinstance(s1, Tensor) and isinstance(s2, Tensor)  # a picture larger than a tile has tiles
         mu = s1 / n
         cov = (s2 - n * mu @ mu.T) / max(n - 1, 1) + 1e-5 * torch.eye(mu.shape[0], dtype=torch.float64)
 

@@ -59,17 +59,20 @@ class Dist:
         """Average ``.grad`` over ranks in one flat all-reduce (for models run several times per step)."""
         if self.world == 1:
             return
-        params = [p for p in params if p.requires_grad]
+        grads: list[torch.Tensor] = []
         for p in params:
+            if not p.requires_grad:
+                continue
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-        flat = torch.cat([p.grad.reshape(-1) for p in params])
+            grads.append(p.grad)
+        flat = torch.cat([g.reshape(-1) for g in grads])
         dist.all_reduce(flat)
         flat /= self.world
         i = 0
-        for p in params:
-            n = p.grad.numel()
-            p.grad.copy_(flat[i:i + n].view_as(p.grad))
+        for g in grads:
+            n = g.numel()
+            g.copy_(flat[i:i + n].view_as(g))
             i += n
 
     def average(self, x: torch.Tensor) -> torch.Tensor:

@@ -110,7 +110,8 @@ class HistoryPool:
     """
 
     def __init__(self, size: int, rng: random.Random) -> None:
-        self.size, self.rng, self.images = size, rng, []
+        self.size, self.rng = size, rng
+        self.images: list[Tensor] = []
 
     def query(self, images: Tensor) -> Tensor:
         if self.size == 0:

@@ -44,6 +44,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -139,7 +140,7 @@ def style_losses(fe: FeatureExtractor, y: torch.Tensor, x: torch.Tensor, targets
         lc = sum(content_loss(fy[n], fx[n], normalize=True) for n in CONTENT_LAYERS) / len(CONTENT_LAYERS)
     ls = sum(style_loss(gram_matrix(fy[n]), t.expand(y.shape[0], -1, -1), normalize=True)
              for n, t in targets.items()) / len(targets)
-    return lc, ls
+    return cast(torch.Tensor, lc), cast(torch.Tensor, ls)  # sums over one or more layers: tensors, not 0
 
 
 class _Eta:
@@ -187,6 +188,7 @@ def _train(s: StyleTrainSettings, d: distributed.Dist, progress: ctl.ProgressFn 
                     head=s.head)
     net = TransformerNet(cfg).to(d.device)  # the same seed: the same start on every rank
     if cfg.palette:
+        assert net.palette is not None  # TransformerNet makes one with cfg.palette
         net.palette.set_target(resize_long_side(painting, s.style_size))
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
     critic = None
