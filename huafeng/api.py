@@ -17,7 +17,7 @@ ImageLike = Union[str, os.PathLike, Image.Image, torch.Tensor]
 StyleSpec = Union[ImageLike, Sequence[Union[ImageLike, tuple[ImageLike, float]]], Mapping[str, float]]
 
 
-def _style_items(style: StyleSpec) -> list[tuple[object, float]]:
+def _style_items(style: StyleSpec) -> list[tuple[ImageLike, float]]:
     """``(ref, weight)`` pairs from any accepted form; a string's ``:weight`` suffix is applied."""
     if isinstance(style, Mapping):
         items: Iterable = list(style.items())
@@ -86,6 +86,7 @@ def stylize_image(content: ImageLike, style: StyleSpec, method: str = "auto", *,
     method = choose_method(method, [r for r, _ in items])  # the auto choice and the check, in one place
     stylizer = get_stylizer(method, make_settings(method, **settings))
     rgb, alpha = read_image(content, max_pixels=max_pixels)
+    styles: list[torch.Tensor] | list[str]  # pictures, or trained networks' names or files
     if getattr(stylizer, "takes_style_images", True):
         styles, weights = load_styles(style, max_pixels)
         styles = [s.to(dev) for s in styles]

@@ -148,5 +148,4 @@ def run_batch(s: BatchSettings, progress: ProgressFn | None = None) -> dict:
                 futures = [pool.submit(_one, str(a), str(b), *args) for a, b in todo]
                 for f in as_completed(futures):
                     record(f.result())
-    counts["items_per_s"] = round((counts["done"] + counts["failed"]) / max(time.time() - t0, 1e-6), 3)
-    return counts
+    return {**counts, "items_per_s": round((counts["done"] + counts["failed"]) / max(time.time() - t0, 1e-6), 3)}

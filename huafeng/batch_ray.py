@@ -138,10 +138,11 @@ def _connect(address: str, cpus: int) -> bool:
         _probe(address)
     try:
         if address == LOCAL:
+            # (ray.init's annotation says int; it takes a level's name too, and its own default is one)
             ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,
-                     logging_level="ERROR")
+                     logging_level="ERROR")  # type: ignore[arg-type]
         else:
-            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+            ray.init(address=address, log_to_driver=False, logging_level="ERROR")  # type: ignore[arg-type]
     except (ConnectionError, ValueError, RuntimeError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SettingsError(f"cannot reach the Ray cluster at {address}: {msg}; check the address "

@@ -137,7 +137,7 @@ def _summary(rows: list[dict], methods: list[str], backbone: str, out: Path) -> 
     for method in methods:
         mine = [r for r in rows if r["method"] == method]
         summary[method] = {k: round(mean(r[k] for r in mine), 4) for k in CELL_METRICS}
-        per_photo = {}
+        per_photo: dict[str, list[torch.Tensor]] = {}  # content name -> its results across styles
         for r in mine:
             per_photo.setdefault(r["content"], []).append(read_image(out / r["image"])[0])
         summary[method]["diversity"] = round(mean(metrics.diversity(v, backbone) for v in per_photo.values()), 4)

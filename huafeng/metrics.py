@@ -26,7 +26,7 @@ Tensor = torch.Tensor
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 
 
-def _check(channels: tuple[int, ...] = (3,), **images: Tensor) -> None:
+def _check(channels: tuple[int, ...] = (3,), /, **images: Tensor) -> None:
     for name, x in images.items():
         if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] not in channels:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__

@@ -36,7 +36,7 @@ def contact_sheet(grid: Sequence[Sequence[torch.Tensor | Image.Image | None]], *
                 continue
             im = to_pil(pic) if isinstance(pic, torch.Tensor) else pic.convert("RGB")
             im = im.copy()
-            im.thumbnail((cell, cell), Image.LANCZOS)
+            im.thumbnail((cell, cell), Image.Resampling.LANCZOS)
             x = left + pad + c * (cell + pad)
             sheet.paste(im, (x + (cell - im.width) // 2, y + (cell - im.height) // 2))
     return sheet

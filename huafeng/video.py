@@ -124,7 +124,8 @@ def flow_and_confidence(cur: Tensor, prev: Tensor, side: int = 480, trust_px: fl
 
     h, w = cur.shape[-2:]
     a, b = _grey(cur, side), _grey(prev, side)
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    # (OpenCV's stub names only DISOpticalFlow.create; the module-level alias exists at run time)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)  # type: ignore[attr-defined]
     fb = torch.from_numpy(dis.calc(a, b, None)).permute(2, 0, 1)[None]   # cur -> prev
     ff = torch.from_numpy(dis.calc(b, a, None)).permute(2, 0, 1)[None]   # prev -> cur
     err = (fb + warp(ff, fb)).norm(dim=1, keepdim=True)                  # ≈ 0 where both agree
@@ -179,12 +180,14 @@ def stylize_video(src: str | os.PathLike, dst: str | os.PathLike, stylizer, styl
             if out.shape[-2:] != frame.shape[-2:]:
                 out = F.interpolate(out, size=frame.shape[-2:], mode="bilinear", align_corners=False).clamp(0, 1)
             if prev_in is not None and settings.consistency > 0:
+                assert prev_out is not None  # set with prev_in
                 flow, conf = flow_and_confidence(frame, prev_in, settings.flow_side, settings.trust_px)
                 k = conf * settings.consistency
                 out = (k * warp(prev_out, flow) + (1 - k) * out).clamp(0, 1)
             out = (out * 255).round() / 255  # exactly what the PNG holds: a resumed run continues identically
             save_image(out, done, png_level=1, provenance=provenance)  # (a folder output keeps these frames)
         if report and prev_in is not None:
+            assert prev_out is not None  # set with prev_in
             if flow is None:
                 flow, conf = flow_and_confidence(frame, prev_in, settings.flow_side, settings.trust_px)
             errors.append(warping_error(prev_out, out, flow, (conf > 0.5).float()))
@@ -237,6 +240,7 @@ def _write(parts: Path, n: int, dst: Path, audio_src: Path | None, fps: float, c
         for packet in v.encode():
             out.mux(packet)
         if inp is not None:
+            assert a_out is not None  # opened with inp
             for packet in inp.demux(a_in):
                 if packet.dts is None:
                     continue

@@ -20,6 +20,7 @@ import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,7 +87,9 @@ def check_feeds(model: ExportModel, s: PteSettings) -> list[tuple[str, tuple[Ten
     style = _fit(load_image(resolve_style(CHECK_STYLE)), s.style_size) if "style" in model.inputs else None
     out = []
     for photo in CHECK_PHOTOS:
-        feeds = {"image": _fit(load_image(sample_photo(photo)), s.size), "style": style}
+        feeds = {"image": _fit(load_image(sample_photo(photo)), s.size)}
+        if style is not None:  # (None: the model has no style input)
+            feeds["style"] = style
         out.append((f"{photo}@{s.size[0]}x{s.size[1]}", tuple(feeds[k] for k in model.inputs)))
     return out
 
@@ -95,8 +98,9 @@ def _calibration(feeds: list[tuple[str, tuple[Tensor, ...]]]) -> list[tuple[Tens
     """Each photo whole, mirrored and as two crops brought back to size: eight calibration pictures."""
     out = []
     for _, args in feeds:
-        img, hw = args[0], tuple(args[0].shape[-2:])
-        h, w = hw
+        img = args[0]
+        h, w = img.shape[-2:]
+        hw = (h, w)
         for view in (img, img.flip(-1), _fit(img[..., : h * 3 // 4, : w * 3 // 4], hw), _fit(img[..., h // 4:, w // 4:], hw)):
             out.append((view.contiguous(), *args[1:]))
     return out
@@ -130,7 +134,8 @@ def lower(model: ExportModel, feeds, int8: bool, metadata: dict[str, str] | None
             warnings.simplefilter("ignore")
             # a copy in the default memory format: XNNPACK's layout pass failed on the painting network's
             # channels-last decoder (and the loaded network itself stays as it is, read-only)
-            graph = copy.deepcopy(model.graph).to(memory_format=torch.contiguous_format)
+            # (torch's stub lacks Module.to's memory_format keyword, which it takes)
+            graph = copy.deepcopy(model.graph).to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
             ep = export(graph, args)
             if int8:
                 stage = "int8 quantization"
@@ -225,8 +230,8 @@ def export_pte(ref: str, out: str | os.PathLike, settings: PteSettings = PteSett
             progress(Progress(stage, i, 3))
 
     need = s.min_psnr_int8 if s.int8 else s.min_psnr
-    report = {"kind": model.kind, "name": model.name, "precision": precision, "format": "pte",
-              "delegate": "XNNPACK", "input_size": list(s.size), "settings": asdict(s)}
+    report: dict[str, Any] = {"kind": model.kind, "name": model.name, "precision": precision, "format": "pte",
+                              "delegate": "XNNPACK", "input_size": list(s.size), "settings": asdict(s)}
     # the metadata goes into the program before the check (a constant method is fixed at lowering), so
     # it states the bars the file passed; the measured rows are in the report
     meta = _metadata(model, {**report, "parity": []})

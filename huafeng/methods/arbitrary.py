@@ -64,7 +64,8 @@ def load_paint_net(ref: str = "arbitrary") -> PaintNet:
         dec.load_state_dict(tensors)
     except RuntimeError:
         raise WeightsError(f"{path} does not fit the painting network's decoder.") from None
-    net = PaintNet(dec.to(memory_format=torch.channels_last), transform=ARCHS[arch])
+    # (torch's stub lacks Module.to's memory_format keyword, which it takes)
+    net = PaintNet(dec.to(memory_format=torch.channels_last), transform=ARCHS[arch])  # type: ignore[call-overload]
     return net.eval().requires_grad_(False)
 
 
@@ -152,7 +153,9 @@ class ArbitraryStylizer:
                 progress(ctl.Progress("paint", 1, 1))
             return unpad(y, pads)
         boxes = ctl.tile_boxes(h, w, s.tile, s.overlap)
-        n, s1, s2 = 0, 0.0, 0.0
+        n = 0
+        s1: Tensor | float = 0.0  # the sums over the cores: tensors from the first tile on
+        s2: Tensor | float = 0.0
         for i, (ys, xs, cy, cx) in enumerate(boxes):  # pass 1: the whole picture's feature statistics
             f = net.encode(xp[..., ys, xs])
             core = f[0, :, (cy.start - ys.start) // 8:(cy.stop - ys.start + 7) // 8,
@@ -162,6 +165,7 @@ class ArbitraryStylizer:
             s2 = s2 + (v @ v.T if net.transform == "wct" else v.pow(2).sum(1))
             if progress:
                 progress(ctl.Progress("paint: statistics", i + 1, 2 * len(boxes)))
+        assert isinstance(s1, Tensor) and isinstance(s2, Tensor)  # a picture larger than a tile has tiles
         mu = s1 / n
         if net.transform == "wct":  # the whole picture's mean and covariance
             stats = (mu.view(1, -1, 1), (s2 / n - torch.outer(mu, mu))[None])

@@ -21,6 +21,7 @@ size and is then brought to the photo's size).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -47,8 +48,10 @@ class ResBlock(nn.Module):
     def __init__(self, c: int) -> None:
         super().__init__()
         self.a, self.b = _conv(c, c), _conv(c, c)
-        nn.init.zeros_(self.b[1].weight)
-        nn.init.zeros_(self.b[1].bias)
+        conv = cast(nn.Conv2d, self.b[1])  # _conv: (pad, conv with a bias)
+        assert conv.bias is not None
+        nn.init.zeros_(conv.weight)
+        nn.init.zeros_(conv.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.b(F.relu(self.a(x)))

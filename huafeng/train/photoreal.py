@@ -140,8 +140,9 @@ def _train(s: PhotorealTrainSettings, d: distributed.Dist, progress: ctl.Progres
         with torch.no_grad():
             feats = encoder(x)
         opt.zero_grad(set_to_none=True)
-        row = {"step": state.step + 1}
-        total, values = 0.0, {}
+        row: dict[str, float] = {"step": state.step + 1}
+        total: torch.Tensor | float = 0.0  # a tensor from the first level on
+        values: dict[str, float] = {}
         for lv, net in nets.items():
             f = feats[LEVELS[lv]]
             y = net(f, tuple(x.shape[-2:]))
@@ -152,6 +153,8 @@ def _train(s: PhotorealTrainSettings, d: distributed.Dist, progress: ctl.Progres
             loss = pix + s.feature_weight * feat
             total = total + loss
             values[f"{lv}_pix"], values[f"{lv}_feat"] = pix.item(), feat.item()
+        # a tensor unless levels is empty, which the settings do not refuse (it failed here before too)
+        assert isinstance(total, torch.Tensor)
         total.backward()
         row.update(d.mean(values))
         opt.step()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -63,7 +64,7 @@ def evaluate_style(net, painting: torch.Tensor, held: list[Path], out: Path, s,
         t_fast = time.perf_counter() - t0
         key = f"{Path(path).stem}-{s.eval_size}-{s.eval_steps or 'default'}"
         opt, t_opt = _optimized(photo, style_ref, cache_dir / f"optimize-{key}.png", s.eval_steps)
-        row = {"photo": Path(path).name, "fast_s": round(t_fast, 3), "optimize_s": round(t_opt, 1) or None}
+        row: dict[str, Any] = {"photo": Path(path).name, "fast_s": round(t_fast, 3), "optimize_s": round(t_opt, 1) or None}
         for tag, img in (("fast", fast), ("optimize", opt), ("photo", photo)):
             row[f"{tag}_style"] = metrics.gram_distance(img, style_ref, "vgg16")
             row[f"{tag}_style_lite0"] = metrics.gram_distance(img, style_ref)
