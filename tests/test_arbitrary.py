@@ -141,6 +141,26 @@ def test_tiny_training_lowers_the_loss(tmp_path):
     assert out.shape == (1, 3, 64, 80) and torch.isfinite(out).all()
 
 
+def test_feature_term_is_zero_for_the_features_own_picture_and_at_least_one_for_a_flat_one(untrained):
+    from huafeng.train.paint import feature_loss
+
+    x = _smooth(64, 64, 1)
+    t = untrained.encode(x)
+    assert feature_loss(untrained, x, t).item() == pytest.approx(0.0, abs=1e-6)
+    # a flat picture's features are constant per channel: no constant is nearer t than t's own mean
+    assert feature_loss(untrained, torch.full_like(x, 0.5), t).item() >= 1.0 - 1e-4
+
+
+def test_tiny_training_with_the_feature_term_logs_it(tmp_path):
+    from huafeng.train.paint import train_paint
+
+    train_paint(_settings(tmp_path, steps=4, eval_every=4, feature_weight=1.0, transform="wct"),
+                log=lambda *a, **k: None)
+    rows = json.loads((tmp_path / "run" / "log.json").read_text())["log"]
+    assert all("feat" in r and r["feat"] > 0 for r in rows)
+    assert "eval_feat" in rows[-1] and rows[-1]["eval_feat"] > 0
+
+
 @pytest.mark.slow
 def test_a_training_run_killed_with_sigkill_resumes_with_a_contiguous_log(tmp_path):
     from huafeng.train.paint import train_paint

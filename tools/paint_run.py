@@ -26,7 +26,7 @@ if __name__ == "__main__":
     ap.add_argument("--data", default=str(DATA))
     # the main run uses WCT since the pilots (train_runs/paint-adain = pilot A, AdaIN; see huafeng/weights/arbitrary.md)
     ap.add_argument("--transform", default="wct", choices=("adain", "wct"))
-    for w in ("content", "ms", "gram"):
+    for w in ("content", "ms", "gram", "feature"):
         ap.add_argument(f"--{w}-weight", type=float, default=getattr(PaintTrainSettings, f"{w}_weight"))
     a = ap.parse_args()
     data = Path(a.data)
@@ -34,5 +34,5 @@ if __name__ == "__main__":
     s = PaintTrainSettings(content_dir=str(data / "content"), style_dirs=styles, out=a.out, steps=a.steps,
                            minutes=a.minutes, threads=a.threads, init=a.init, device=a.device,
                            transform=a.transform, content_weight=a.content_weight, ms_weight=a.ms_weight,
-                           gram_weight=a.gram_weight)
+                           gram_weight=a.gram_weight, feature_weight=a.feature_weight)
     print(train_paint(s))

@@ -178,6 +178,13 @@ class PaintNet(nn.Module):
         and ``content_stats`` (the AdaIN statistics of the whole picture) may be given, for tiles;
         ``alpha`` blends the features towards the photo's own; ``palette=False`` leaves out the final
         palette map (tiles: it is applied once to the assembled picture)."""
+        y = self.decoder(self.stylized_features(photo, st, recoloured, content_stats, alpha))
+        return palette_map(y, st) if palette else y
+
+    def stylized_features(self, photo: Tensor, st: PaintingStats, recoloured: Tensor | None = None,
+                          content_stats: tuple[Tensor, Tensor] | None = None, alpha: float = 1.0) -> Tensor:
+        """The decoder's input: the (recoloured) photo's encoder features given the painting's statistics
+        (AdaIN or WCT), blended towards the photo's own by ``alpha``."""
         x = recoloured if recoloured is not None else self.recolour(photo, st)
         f = self.encode(x)
         if self.transform == "wct":
@@ -185,10 +192,7 @@ class PaintNet(nn.Module):
         else:
             mc, sc = content_stats if content_stats is not None else mean_std(f)
             t = (f - mc) / sc * st.feat_std + st.feat_mean
-        if alpha < 1:
-            t = alpha * t + (1 - alpha) * f
-        y = self.decoder(t)
-        return palette_map(y, st) if palette else y
+        return alpha * t + (1 - alpha) * f if alpha < 1 else t
 
 
 def _inv_sqrt(a: Tensor, iters: int = 24) -> Tensor:

@@ -8,11 +8,16 @@ y = D(AdaIN(E(x_r), E(s))) minimises, with VGG16 features φ_l (a network the Li
       + w_m Σ_{l∈{1_1..4_1}} d_ms(φ_l(y), s) / d_ms(φ_l(x_r), s)                      (style: mean/std)
       + w_g Σ_{l∈{1_1..4_1}} ‖G_l(y) − G_l(s)‖² / ‖G_l(x_r) − G_l(s)‖²              (style: Gram)
       + w_p ‖P(y − x_r)‖²                                                            (no fixed-period pattern)
+      + w_f ‖E(y) − t‖² / ‖t − t̄‖²                                                  (decode the painting's features)
 
 where d_ms is the squared distance of per-channel means and standard deviations, the style terms are
 relative to the recoloured photo's own distance (1 = unchanged, 0 = the painting's statistics), and
 P(d) is the mean 8×8 pattern of d over the stride-8 lattice (its mean removed): a grid that repeats
-at the encoder's stride averages to a pattern, anything else averages away.
+at the encoder's stride averages to a pattern, anything else averages away. The last term is AdaIN's
+own content loss (Huang & Belongie 2017): t = AdaIN/WCT(E(x_r), E(s)) is the decoder's input, and the
+painted picture, encoded again by the frozen Lite0 encoder E, should give it back, so the decoder
+renders the painting's feature statistics rather than one texture that suits every painting (off by
+default: ``feature_weight``; the main run turned it on at step 1000, see huafeng/weights/arbitrary.md).
 
 The paintings' statistics (VGG16 means, deviations and Grams; Lite0 means and deviations; palette)
 are computed once per painting and size and cached in the run folder (``style_bank.safetensors``).
@@ -33,7 +38,8 @@ from ..errors import SettingsError
 from ..features import FeatureExtractor
 from ..image import read_image, resize_long_side
 from ..losses import gram_matrix, mean_std
-from ..methods.paint_net import ARCHS, PaintDecoder, PaintingStats, PaintNet, feature_moments, shrunk_power
+from ..methods.paint_net import (ARCHS, PaintDecoder, PaintingStats, PaintNet, feature_moments, palette_map,
+                                 shrunk_power)
 from ..weights import load_file, save_file, shipped_path
 from .common import (Clock, ImageBank, list_images, load_checkpoint, plot_curves, save_checkpoint, split_photos,
                      write_json)
@@ -65,6 +71,7 @@ class PaintTrainSettings:
     ms_weight: float = 3.0
     gram_weight: float = 1.5
     grid_weight: float = 100.0
+    feature_weight: float = 0.0        # w_f: the decoded picture's encoder features vs the decoder's input
     transform: str = "adain"           # "adain" or "wct" (PaintNet's feature transform)
     init: str = "photoreal"            # warm start: the L4 decoder of this shipped name or file ("" = none)
     eval_photos: int = 8
@@ -183,8 +190,15 @@ def lattice_pattern(d: Tensor, period: int = 8) -> Tensor:
     return p - p.mean((2, 3), keepdim=True)
 
 
+def feature_loss(net: PaintNet, y: Tensor, t: Tensor) -> Tensor:
+    """‖E(y) − t‖² / ‖t − t̄‖² (t̄: each channel's mean): the painted picture's encoder features against the
+    decoder's input, relative to that input's own spread (1 ≈ a picture that lost them)."""
+    d = (net.encode(y) - t).pow(2).sum()
+    return d / (t - t.mean((2, 3), keepdim=True)).pow(2).sum().clamp_min(1e-8)
+
+
 def paint_losses(vgg: FeatureExtractor, y: Tensor, xr: Tensor, target: dict[str, Tensor]) -> dict[str, Tensor]:
-    """The loss terms of the module docstring for a batch (each a scalar tensor)."""
+    """The loss terms of the module docstring for a batch (each a scalar tensor), but the feature term."""
     fy = vgg(y, STYLE_LAYERS)
     with torch.no_grad():
         fx = vgg(xr, STYLE_LAYERS)
@@ -284,10 +298,13 @@ def train_paint(s: PaintTrainSettings, log=print) -> dict:
         st = bank.painting(idx)
         with torch.no_grad():
             xr = net.recolour(x, st)
-        y = net(x, st, recoloured=xr)
+        t = net.stylized_features(x, st, recoloured=xr)
+        y = palette_map(net.decoder(t), st)
         terms = paint_losses(vgg, y, xr, bank.vgg(idx))
+        if s.feature_weight:
+            terms["feat"] = feature_loss(net, y, t.detach())
         total = (s.content_weight * terms["content"] + s.ms_weight * terms["ms"] + s.gram_weight * terms["gram"]
-                 + s.grid_weight * terms["grid"])
+                 + s.grid_weight * terms["grid"] + s.feature_weight * terms.get("feat", 0.0))
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
@@ -301,7 +318,8 @@ def train_paint(s: PaintTrainSettings, log=print) -> dict:
             rate = (time.time() - t_last) / max(state.step - n_last, 1)
             t_last, n_last = time.time(), state.step
             log(f"step {state.step}/{s.steps} loss {row['total']:.4f} (c {row['content']:.3f} ms {row['ms']:.3f} "
-                f"g {row['gram']:.3f} grid {row['grid']:.2e}) {rate:.2f} s/step, "
+                f"g {row['gram']:.3f} grid {row['grid']:.2e}{' feat %.3f' % row['feat'] if 'feat' in row else ''}) "
+                f"{rate:.2f} s/step, "
                 f"ETA {(s.steps - state.step) * rate / 3600:.1f} h", flush=True)
         if state.step % s.checkpoint_every == 0:
             checkpoint()

@@ -1,7 +1,7 @@
 """The painting network's held-out check during training: photos and paintings it never trains on.
 
 Every evaluation paints each held-out photo (256 px) with each held-out painting (analysed at 512 px)
-and reports the training loss terms on them (``eval_content``, ``eval_ms``, ``eval_gram``, ``eval_grid``)
+and reports the training loss terms on them (``eval_content``, ``eval_ms``, ``eval_gram``, ``eval_grid``, and ``eval_feat``, the feature term)
 and writes a samples sheet (photos × paintings), so the curves show generalisation, not memory.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 
 from ..features import FeatureExtractor
 from ..image import read_image, resize_long_side
-from ..methods.paint_net import PaintNet, pad_to_lattice, unpad
+from ..methods.paint_net import PaintNet, pad_to_lattice, palette_map, unpad
 from ..sheet import contact_sheet
 
 Tensor = torch.Tensor
@@ -34,7 +34,7 @@ class PaintEval:
 
     @torch.no_grad()
     def __call__(self, sheet: Path, step: int) -> dict[str, float]:
-        from .paint import paint_losses
+        from .paint import feature_loss, paint_losses
 
         self.net.decoder.eval()
         sums: dict[str, float] = {}
@@ -43,8 +43,10 @@ class PaintEval:
             row: list[Tensor | None] = [unpad(x, pads).cpu()]
             for _, st, target in self.paintings:
                 xr = self.net.recolour(x, st)
-                y = self.net(x, st, recoloured=xr)
-                for k, v in paint_losses(self.vgg, y, xr, target).items():
+                t = self.net.stylized_features(x, st, recoloured=xr)
+                y = palette_map(self.net.decoder(t), st)
+                terms = {**paint_losses(self.vgg, y, xr, target), "feat": feature_loss(self.net, y, t)}
+                for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + v.item()
                 row.append(unpad(y, pads).cpu())
             if i < 4:
