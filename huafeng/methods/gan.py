@@ -137,8 +137,8 @@ def init_weights(net: nn.Module, std: float = 0.02) -> None:
     for m in net.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:  # (every convolution here has one)
-                nn.init.zeros_(m.bias)
+            assert m.bias is not None  # every convolution of these networks has one
+            nn.init.zeros_(m.bias)
 
 
 # ------------------------------------------------------------------------------------ weights
