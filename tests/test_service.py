@@ -167,6 +167,26 @@ def test_results_folder_is_capped(tmp_path, decoders):
     assert sorted(p.name for p in folder.iterdir()) == ["3.png", "4.png"]
 
 
+def test_eviction_skips_files_that_vanish(tmp_path):
+    """Two workers finishing at once both evict: a file the other one deleted between the listing and
+    its stat is skipped (it was a FileNotFoundError that failed the job whose result was just written)."""
+    from huafeng.service.jobs import evict_oldest
+
+    folder = tmp_path / "r"
+    folder.mkdir()
+    for i in range(5):
+        (folder / f"{i}.png").write_bytes(b"x" * 1000)
+        time.sleep(0.01)
+
+    def only(p):  # the other worker deletes 1.png just after this one listed it
+        if p.name == "1.png":
+            p.unlink()
+        return True
+
+    evict_oldest(folder, 2500, only=only)
+    assert sorted(p.name for p in folder.iterdir()) == ["3.png", "4.png"]
+
+
 def test_binds_to_localhost_by_default():
     assert ServiceConfig().host == "127.0.0.1"
 

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 
 from ..controls import Progress
 from ..errors import HuafengError
@@ -182,14 +183,27 @@ class JobQueue:
                     self._record_end(job)
 
 
+_EVICTING = threading.Lock()  # one eviction at a time: the workers of a server finish jobs at once
+
+
 def evict_oldest(folder: Path, cap_bytes: int, only: Callable[[Path], bool] | None = None) -> None:
     """Delete the oldest files in ``folder`` (those ``only`` accepts, if given) until their total size
-    is at most ``cap_bytes``."""
-    files = sorted((p for p in folder.iterdir() if p.is_file() and (only is None or only(p))),
-                   key=lambda p: p.stat().st_mtime)
-    total = sum(p.stat().st_size for p in files)
-    for p in files:
-        if total <= cap_bytes:
-            break
-        total -= p.stat().st_size
-        p.unlink(missing_ok=True)
+    is at most ``cap_bytes``. A file that goes away meanwhile (another server on the folder evicting
+    too) is skipped, never an error: the job whose result was just written must not fail for it."""
+    with _EVICTING:
+        files = []
+        for p in folder.iterdir():
+            try:
+                if only is None or only(p):
+                    st = p.stat()
+                    if S_ISREG(st.st_mode):
+                        files.append((st.st_mtime, st.st_size, p))
+            except FileNotFoundError:
+                continue
+        files.sort(key=lambda f: f[0])
+        total = sum(size for _, size, _ in files)
+        for _, size, p in files:
+            if total <= cap_bytes:
+                break
+            total -= size
+            p.unlink(missing_ok=True)
