@@ -69,11 +69,18 @@ def probe(src: str | os.PathLike) -> dict:
             if not c.streams.video:
                 raise ImageError(f"{src.name} has no video stream.")
             v = c.streams.video[0]
-            frames = v.frames or int(float(v.duration * v.time_base * v.average_rate)) if v.duration else v.frames
-            return {"frames": int(frames or 0), "fps": float(v.average_rate or 24), "width": v.codec_context.width,
-                    "height": v.codec_context.height, "audio": bool(c.streams.audio)}
+            return {"frames": int(v.frames or _count_frames(c, v)), "fps": float(v.average_rate or 24),
+                    "width": v.codec_context.width, "height": v.codec_context.height, "audio": bool(c.streams.audio)}
     except (av.error.FFmpegError, OSError) as e:
         raise ImageError(f"{src.name} is not a readable video ({type(e).__name__}).") from None
+
+
+def _count_frames(c, v) -> int:
+    """The frames of a stream whose header does not say: from its duration and frame rate where it has
+    both, else counted (its packets demuxed, not decoded)."""
+    if v.duration and v.time_base and v.average_rate:
+        return int(float(v.duration * v.time_base * v.average_rate))
+    return sum(1 for p in c.demux(v) if p.size)
 
 
 def container_comment(src: str | os.PathLike) -> str | None:

@@ -127,6 +127,21 @@ def test_size_branches_fall_back_to_the_size_wrapper(net_file, tmp_path):
     assert r["min_psnr"] >= 100 and _unseen_size_diff(tmp_path / "wrapped.onnx", net) < 1e-5
 
 
+class _FixedSize(torch.nn.Module):
+    """A graph whose result is always 16x16 px: the wrong shape at every size but that one."""
+
+    def forward(self, x):
+        return torch.nn.functional.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False)
+
+
+def test_every_fallback_of_the_wrong_shape_is_a_one_line_error(net_file, tmp_path):
+    model = load_model(str(net_file))
+    model.graph, model.reference, model.fallbacks = _FixedSize(), torch.nn.Identity(), (_FixedSize,)
+    with pytest.raises(ExportError) as e:  # was an AssertionError (before that, shutil.move(None)'s TypeError)
+        export_onnx(str(net_file), tmp_path / "fixed.onnx", SMALL, model=model)
+    assert "each of its 2 graphs" in str(e.value) and "\n" not in str(e.value) and not (tmp_path / "fixed.onnx").exists()
+
+
 def test_int8_is_smaller_and_within_30_db(net_file, tmp_path):
     fp32 = export_onnx(str(net_file), tmp_path / "a.onnx", SMALL)
     q = export_onnx(str(net_file), tmp_path / "a.int8.onnx", ExportSettings(int8=True, check_sizes=(48, 61),

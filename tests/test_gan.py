@@ -199,6 +199,25 @@ def test_tiles_match_the_untiled_result(tmp_path):
     assert d.mean() < 0.01 and d.max() < 0.1, (d.mean().item(), d.max().item())
 
 
+def test_a_model_installed_after_the_stylizer_was_made_is_used(tmp_path, monkeypatch):
+    from huafeng.errors import WeightsError
+    from huafeng.methods import gan
+
+    monkeypatch.setattr(gan, "WEIGHTS_DIR", tmp_path)  # nothing installed
+    load_generator.cache_clear()  # (it caches the first shipped model under None)
+    try:
+        st = GanStylizer(GanSettings())
+        assert not st.ready
+        x = torch.rand(1, 3, 20, 24)
+        with pytest.raises(WeightsError, match="no GAN model is installed"):
+            st.stylize(x)
+        save_tiny(tmp_path / "gan-late.safetensors")  # installed since: used (was an UnboundLocalError)
+        y = st.stylize(x)
+        assert y.shape == x.shape and torch.allclose(y, GanStylizer(GanSettings(model="late")).stylize(x))
+    finally:
+        load_generator.cache_clear()  # no other test gets this folder's model for None
+
+
 def test_bad_models_are_one_line_errors(tmp_path):
     with pytest.raises(HuafengError, match="no GAN model"):
         GanStylizer(GanSettings(model="no-such-model"))

@@ -133,6 +133,17 @@ def test_tiny_training_lowers_the_loss_and_resumes(tmp_path):
     assert [r["step"] for r in rows] == list(range(1, 36))
 
 
+def test_training_settings_refuse_empty_or_unknown_levels(tmp_path):
+    from huafeng.errors import SettingsError
+    from huafeng.train.photoreal import PhotorealTrainSettings
+
+    for levels in ((), ("L9",)):  # () passed, then training failed on an assert
+        with pytest.raises(SettingsError, match="levels must be one or more of") as e:
+            PhotorealTrainSettings(content_dir=str(tmp_path), style_dir=str(tmp_path), levels=levels)
+        assert "\n" not in str(e.value)
+    assert PhotorealTrainSettings(content_dir=str(tmp_path), style_dir=str(tmp_path), levels=("L1",)).levels == ("L1",)
+
+
 def test_tiles_reassemble_the_untiled_result(untrained):
     torch.manual_seed(0)
     content = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 18), size=(120, 180), mode="bicubic").clamp(0, 1)

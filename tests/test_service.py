@@ -102,6 +102,39 @@ def test_cancel_a_running_job(tmp_path, decoders):
     assert client.get(f"/v1/jobs/{job_id}/result").status_code == 409
 
 
+def test_cancel_of_a_record_pruned_meanwhile_is_404(client):
+    from huafeng.service.jobs import Job
+
+    jobs = client.app.state.jobs
+    job_id = "ab" * 16
+    jobs.get = lambda _id: Job(id=job_id, params={}, status="done")  # there when the route looks it up ...
+    jobs.cancel = lambda _id: None                                   # ... and pruned before it is cancelled
+    r = client.delete(f"/v1/jobs/{job_id}")
+    assert r.status_code == 404 and r.json() == {"error": f"no job {job_id!r}."}  # was an AssertionError (500)
+
+
+def test_sync_stylize_answers_500_for_a_bug_and_422_for_a_users_error(client, monkeypatch):
+    from huafeng.errors import ImageError
+    from huafeng.service import runner
+
+    def bug(*_a, **_kw):
+        raise ZeroDivisionError("a detail for the log, not the client")
+
+    monkeypatch.setattr(runner, "stylize_image", bug)
+    send = dict(files={"content": ("p.png", png_bytes())}, data={"style": "udnie", "size": "32"})
+    r = client.post("/v1/stylize", **send)
+    assert r.status_code == 500 and r.json() == {"error": "internal error: ZeroDivisionError"}  # was 422
+
+    def users_error(*_a, **_kw):
+        raise ImageError("p.png is not a readable image.")
+
+    monkeypatch.setattr(runner, "stylize_image", users_error)
+    r = client.post("/v1/stylize", **send)
+    assert r.status_code == 422 and r.json() == {"error": "p.png is not a readable image."}
+    documented = client.get("/openapi.json").json()["paths"]["/v1/stylize"]["post"]["responses"]
+    assert "internal error" in documented["500"]["description"]
+
+
 def test_full_queue_gets_429_with_retry_after(tmp_path, decoders):
     client = make_client(tmp_path, decoders, optimize_steps=400, max_queue=1)
     send = lambda: client.post("/v1/jobs", files={"content": ("p.png", png_bytes())},  # noqa: E731

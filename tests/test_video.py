@@ -42,6 +42,45 @@ def make_clip(path, frames=16, fps=12, w=96, h=64):
             c.mux(p)
 
 
+class _Stream:
+    """What probe reads of a video stream, for headers a real encoder would not write."""
+
+    def __init__(self, frames=0, duration=None, time_base=None, average_rate=None):
+        self.frames, self.duration, self.time_base, self.average_rate = frames, duration, time_base, average_rate
+        self.codec_context = type("Codec", (), {"width": 96, "height": 64})()
+
+
+class _Container:
+    def __init__(self, stream, packets):
+        self.streams = type("Streams", (), {"video": [stream], "audio": []})()
+        self.packets = packets
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def demux(self, stream):
+        return iter([type("Packet", (), {"size": n})() for n in self.packets])
+
+
+def test_probe_counts_the_frames_of_a_stream_that_does_not_say(tmp_path, monkeypatch):
+    from fractions import Fraction
+
+    packets = [900, 300, 300, 0]  # three frames, then the demuxer's empty flush packet
+    for stream, frames, fps in (
+            (_Stream(duration=1000), 3, 24.0),                                          # no rate, no time base: a TypeError before
+            (_Stream(duration=1000, time_base=Fraction(1, 1000)), 3, 24.0),              # no rate
+            (_Stream(duration=1000, average_rate=Fraction(12)), 3, 12.0),                # no time base
+            (_Stream(), 3, 24.0),                                                        # nothing at all
+            (_Stream(duration=2000, time_base=Fraction(1, 1000), average_rate=Fraction(12)), 24, 12.0),  # as before
+            (_Stream(frames=7, average_rate=Fraction(12)), 7, 12.0)):                     # as before
+        monkeypatch.setattr(av, "open", lambda _path, s=stream: _Container(s, packets))
+        info = probe(tmp_path / "odd.mkv")
+        assert (info["frames"], info["fps"], info["width"], info["height"]) == (frames, fps, 96, 64), info
+
+
 @pytest.fixture(scope="module")
 def net_file(tmp_path_factory):
     torch.manual_seed(0)

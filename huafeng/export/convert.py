@@ -140,9 +140,9 @@ def trace_checked(model: ExportModel, path: Path, exporter: str = "torchscript")
             best = (err, trial)
         if err < 1e-4:
             break
-    # None only when every candidate's output had the wrong shape: that still fails here, untidily
-    # (shutil.move(None) raised a TypeError), not with an ExportError
-    assert best[1] is not None
+    if best[1] is None:  # every candidate's output had the wrong shape
+        raise ExportError(f"the ONNX export of {model.name} gives a result of another shape than torch's at untraced "
+                          f"sizes with each of its {len(candidates)} graphs; the export is wrong and was not written.")
     shutil.move(best[1], path)
 
 

@@ -256,8 +256,8 @@ class GanStylizer:
             weights = ctl.normalize_weights(weights or [1.0] * len(nets))
         elif self.default is not None:
             nets, weights = [self.default[0]], [1.0]
-        else:
-            load_generator(None)  # raises: no model named and none installed
+        else:  # none was installed when this stylizer was made: one installed since, or the clear error
+            nets, weights = [load_generator(None)[0]], [1.0]
         if s.size is not None:
             content = resize_long_side(content, s.size)
         outs = []
@@ -265,7 +265,7 @@ class GanStylizer:
             outs.append(self._run(_on_device(net, content.device), content))
             if progress:
                 progress(ctl.Progress(f"generator {i + 1}/{len(nets)}", i + 1, len(nets)))
-        assert weights is not None  # set with nets (the branch that sets neither raises)
+        assert weights is not None  # set with nets in every branch
         return ctl.blend_results(content, outs, weights, controls)
 
     def _run(self, net: Generator, x: Tensor) -> Tensor:

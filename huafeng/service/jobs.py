@@ -50,6 +50,7 @@ class Job:
     progress: float = 0.0
     stage: str = ""
     error: str | None = None
+    internal: bool = False            # failed with an unexpected exception (a bug), not a user's error
     result: Path | None = None
     scratch: tuple[str, ...] = ()     # files the job owns until it ends (uploads waiting to run)
     created: float = field(default_factory=time.time)
@@ -176,7 +177,8 @@ class JobQueue:
             except HuafengError as e:
                 job.status, job.error = "failed", str(e)
             except Exception as e:  # noqa: BLE001 - a worker must survive anything a job does
-                job.status, job.error = "failed", f"internal error: {type(e).__name__}"
+                # marked internal before it reads failed: a route watching the status sees both
+                job.internal, job.error, job.status = True, f"internal error: {type(e).__name__}", "failed"
             finally:
                 job.finished = time.time()
                 with self._lock:

@@ -93,8 +93,8 @@ def jobs_router(config: ServiceConfig, jobs: JobQueue, results: Path) -> APIRout
         """Cancel a queued or running job; a finished one is returned as it is."""
         _job(jobs, job_id)
         job = jobs.cancel(job_id)
-        # The job was there a moment ago; only a record pruned in between makes this None (then a 500, as before).
-        assert job is not None
+        if job is None:  # the job was there a moment ago: its record was pruned in between, so it is gone
+            raise StarletteHTTPException(404, f"no job {job_id[:40]!r}.")
         return job.public()
 
     @r.get("/v1/jobs/{job_id}/result", response_class=Response,

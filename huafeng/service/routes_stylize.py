@@ -41,8 +41,9 @@ def stylize_router(config: ServiceConfig, jobs: JobQueue) -> APIRouter:
                 await run_in_threadpool(jobs.cancel, job.id)
                 return error(504, f"the stylization took over {config.request_timeout:.0f} s and was stopped.")
             await asyncio.sleep(0.02)
-        if job.status != "done" or job.result is None:
-            return error(422 if job.status == "failed" else 409, job.error or job.status)
+        if job.status != "done" or job.result is None:  # a bug is a 500 (its exception's name only); a user's error 422
+            status = 500 if job.internal else 422 if job.status == "failed" else 409
+            return error(status, job.error or job.status)
         png = await run_in_threadpool(job.result.read_bytes)
         return Response(png, media_type="image/png", headers={"X-Job-Id": job.id})
 

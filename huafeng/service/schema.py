@@ -77,7 +77,7 @@ ERRORS: dict[int, str] = {
     422: "An invalid field, or fields that do not go together: for instance neither style nor style_file "
          "(nor, for a GAN, model), or a method that cannot run this style.",
     429: "The queue is full; Retry-After says when to try again.",
-    500: "The server's own weights are missing or broken.",
+    500: "The server's own weights are missing or broken, or an internal error (a bug; the body names only its exception).",
     504: "The stylization ran past the request timeout and was stopped.",
 }
 BINARY = {"schema": {"type": "string", "format": "binary"}}

@@ -57,8 +57,8 @@ class PhotorealTrainSettings:
 
     def __post_init__(self) -> None:
         bad = [lv for lv in self.levels if lv not in LEVELS]
-        if bad:
-            raise SettingsError(f"levels must be some of {', '.join(LEVELS)}.")
+        if bad or not self.levels:
+            raise SettingsError(f"levels must be one or more of {', '.join(LEVELS)}.")
         if self.batch < 1 or self.crop < 32 or self.steps < 1:
             raise SettingsError("batch must be ≥ 1, crop ≥ 32 px and steps ≥ 1.")
 
@@ -153,7 +153,7 @@ def _train(s: PhotorealTrainSettings, d: distributed.Dist, progress: ctl.Progres
             loss = pix + s.feature_weight * feat
             total = total + loss
             values[f"{lv}_pix"], values[f"{lv}_feat"] = pix.item(), feat.item()
-        # a tensor unless levels is empty, which the settings do not refuse (it failed here before too)
+        # a tensor: the settings refuse an empty levels
         assert isinstance(total, torch.Tensor)
         total.backward()
         row.update(d.mean(values))
