@@ -26,8 +26,10 @@ if __name__ == "__main__":
     ap.add_argument("--data", default=str(DATA))
     # the main run uses WCT since the pilots (train_runs/paint-adain = pilot A, AdaIN; see huafeng/weights/arbitrary.md)
     ap.add_argument("--transform", default="wct", choices=("adain", "wct"))
-    for w in ("content", "ms", "gram", "feature"):
+    for w in ("content", "ms", "gram"):
         ap.add_argument(f"--{w}-weight", type=float, default=getattr(PaintTrainSettings, f"{w}_weight"))
+    # the feature term is on in the main run from step 1000 (pilot train_runs/paint-feat1; see the model card)
+    ap.add_argument("--feature-weight", type=float, default=1.0)
     a = ap.parse_args()
     data = Path(a.data)
     styles = tuple(str(p) for p in sorted(data.glob("styles*")) if p.is_dir())
