@@ -1,8 +1,8 @@
 """The painting network's held-out check during training: photos and paintings it never trains on.
 
 Every evaluation paints each held-out photo (256 px) with each held-out painting (analysed at 512 px)
-and reports the training loss terms on them (``eval_content``, ``eval_ms``, ``eval_gram``, ``eval_grid``, and ``eval_feat``, the feature term)
-and writes a samples sheet (photos × paintings), so the curves show generalisation, not memory.
+and reports the training loss terms on them (``eval_content``, ``eval_ms``, ``eval_gram``, ``eval_grid``,
+and ``eval_feat``, the feature term) and writes a samples sheet (photos × paintings), so the curves show generalisation, not memory.
 """
 from __future__ import annotations
 
