@@ -1,19 +1,29 @@
 """Benchmark the fast per-style network: warm stylize time at 1024x1024, 512x512 and 640x360 (median
 of several runs), parameters and GFLOP, channels-last against the default layout, and the
-trainer's time per step and crops per second. Prints markdown tables.
+trainer's time per step and crops per second, and the periodic-artifact score of every shipped
+style (or of --style). Prints markdown tables.
 
-    python benchmarks/bench_fast.py [--style NAME_OR_FILE] [--threads 2] [--repeats 7]
+    python benchmarks/bench_fast.py [--style NAME_OR_FILE] [--threads 2] [--repeats 7] [--periodic 8]
+    python benchmarks/bench_fast.py --style starry-night --periodic 2 --periodic-only   # a smoke run
 
 Without --style an untrained network of the default shape is timed (the speed does not depend
 on the weights). The machines are shared: the CPU-time column (process time divided by threads)
 is what the run would take on idle cores; wall time is what it took.
+
+The periodic score (``huafeng.metrics.periodic_score``: a fixed-period grid, hatching or checkerboard
+that a network adds to every picture; the bar for shipped networks is 10 dB) is taken over each
+network's results on the trainers' held-out photos (``huafeng.train.common.split_photos``: the first
+``--periodic`` of ``$HUAFENG_DATA/content``, else ``../shared/data/content``, else the Kodak photos
+bundled in the package) at ``--periodic-size`` px; ``--periodic 0`` skips it.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -93,16 +103,60 @@ def training(steps: int) -> dict:
     return {"batch": s.batch, "crop": s.crop, "wall": wall, "cpu": cpu}
 
 
+def held_out_photos(n: int) -> list[Path]:
+    """The trainers' first ``n`` held-out photos (the one split every trainer and benchmark uses)."""
+    import huafeng
+    from huafeng.train.common import split_photos
+
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    data = Path(os.environ.get("HUAFENG_DATA", shared))
+    folder = data / "content" if (data / "content").is_dir() else Path(huafeng.__file__).parent / "assets" / "train_photos"
+    return split_photos(folder, n)[0]
+
+
+def periodic(styles: list[str], n: int, size: int) -> list[dict]:
+    """Each style's periodic score over its network's results on ``n`` held-out photos at ``size`` px."""
+    from huafeng.image import load_image
+    from huafeng.methods.fast import FastStylizer
+    from huafeng.metrics import periodic_score
+
+    photos = [load_image(p, size=size) for p in held_out_photos(n)]
+    st, rows = FastStylizer(), []
+    for style in styles:
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            outs = [st.stylize(x, [style]) for x in photos]
+        db, period, angle = periodic_score(outs)
+        rows.append({"style": style, "photos": len(photos), "size": size, "periodic_db": db, "period_px": period,
+                     "angle": round(angle) % 180, "s_per_photo": (time.perf_counter() - t0) / len(photos)})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--style", help="a gallery name or a .safetensors file (default: an untrained network)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--train-steps", type=int, default=10)
+    ap.add_argument("--periodic", type=int, default=8, metavar="N", help="held-out photos for the periodic score "
+                    "of every shipped style, or of --style (default: 8; 0 skips it)")
+    ap.add_argument("--periodic-size", type=int, default=512, help="long side of those photos (default: 512)")
+    ap.add_argument("--periodic-only", action="store_true", help="only the periodic table (no timing)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    from huafeng.methods.fast import TransformerNet, load_net
+    from huafeng.methods.fast import TransformerNet, gallery, load_net
+
+    if args.periodic:
+        styles = [args.style] if args.style else list(gallery())
+        print(f"periodic score: {args.periodic} held-out photos at {args.periodic_size} px (bar: ≤ 10 dB)\n")
+        print("| style | periodic score (dB) | peak period (px) | angle (°) | ≤ 10 dB | s / photo |\n|---|---|---|---|---|---|")
+        for r in periodic(styles, args.periodic, args.periodic_size):
+            print(f"| {r['style']} | {r['periodic_db']:.1f} | {r['period_px']:.1f} | {r['angle']} | "
+                  f"{'yes' if r['periodic_db'] <= 10 else 'no'} | {r['s_per_photo']:.2f} |", flush=True)
+        print()
+    if args.periodic_only:
+        return
 
     net = load_net(args.style) if args.style else TransformerNet().eval().requires_grad_(False)
     params = sum(p.numel() for p in net.parameters())
