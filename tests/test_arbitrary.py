@@ -117,7 +117,7 @@ def _settings(tmp_path, **kw):
         (tmp_path / "photos", tmp_path / "paintings")
     base = dict(content_dir=str(photos), style_dirs=(str(paintings),), out=str(tmp_path / "run"), steps=30,
                 batch=2, crop=64, style_sizes=(128,), lr=5e-4, eval_photos=2, eval_every=30, checkpoint_every=5,
-                eval_photo_size=96, eval_style_size=128,
+                eval_photo_size=96, eval_style_size=128, ema=0.5,
                 decay_from=None)
     base.update(kw)
     return PaintTrainSettings(**base)
@@ -133,6 +133,13 @@ def test_tiny_training_lowers_the_loss(tmp_path):
     first, last = (r["eval_ms"] + r["eval_gram"] for r in ev)
     assert last < 0.9 * first, (first, last)
     assert summary["steps"] == 30 and "eval_ms" in summary["last_eval"]
+    # the shipped file is the weights' moving average, kept in the checkpoint beside the raw weights
+    from huafeng.weights import load_file
+
+    model, _, _, _ = load_checkpoint(tmp_path / "run" / "checkpoint.safetensors")
+    shipped, _ = load_file(tmp_path / "run" / "paint.safetensors")
+    assert set(shipped) and all(torch.equal(shipped[k], model[f"ema.{k}"]) for k in shipped)
+    assert any(not torch.equal(shipped[k], model[k]) for k in shipped)
     assert (tmp_path / "run" / "samples.jpg").stat().st_size > 1000
     assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
     # the trained file works through the method

@@ -21,7 +21,9 @@ default: ``feature_weight``; the main run turned it on at step 1000, see huafeng
 
 The paintings' statistics (VGG16 means, deviations and Grams; Lite0 means and deviations; palette)
 are computed once per painting and size and cached in the run folder (``style_bank.safetensors``).
-Resumable: ``checkpoint.safetensors`` holds model, optimizer, step and log; a run killed at any
+The held-out check and ``paint.safetensors`` use an exponential moving average of the decoder's weights
+(``ema``; the raw weights swing from one check to the next at this learning rate and batch).
+Resumable: ``checkpoint.safetensors`` holds model, its average, optimizer, step and log; a run killed at any
 moment (``kill -9``) resumes from its last checkpoint with a contiguous log.
 """
 from __future__ import annotations
@@ -72,6 +74,8 @@ class PaintTrainSettings:
     gram_weight: float = 1.5
     grid_weight: float = 100.0
     feature_weight: float = 0.0        # w_f: the decoded picture's encoder features vs the decoder's input
+    ema: float = 0.999                 # the held-out check and paint.safetensors use an exponential moving
+                                       # average of the decoder's weights with this decay (0: the raw weights)
     transform: str = "adain"           # "adain" or "wct" (PaintNet's feature transform)
     init: str = "photoreal"            # warm start: the L4 decoder of this shipped name or file ("" = none)
     eval_photos: int = 8
@@ -262,28 +266,37 @@ def train_paint(s: PaintTrainSettings, log=print) -> dict:
     opt = torch.optim.Adam(net.decoder.parameters(), lr=s.lr)
     state = _State()
     ckpt = out / "checkpoint.safetensors"
+    ema_net = PaintNet(PaintDecoder().to(dev), transform=s.transform) if s.ema else net
     if ckpt.exists():
         model, state.step, _, extra = load_checkpoint(ckpt, opt)
-        net.decoder.load_state_dict(model)
+        averaged = {k[4:]: v for k, v in model.items() if k.startswith("ema.")}
+        net.decoder.load_state_dict({k: v for k, v in model.items() if not k.startswith("ema.")})
+        if s.ema:  # a checkpoint from before the average starts it from its weights
+            ema_net.decoder.load_state_dict(averaged or net.decoder.state_dict())
         state.spent, state.log = extra.get("spent", 0.0), extra.get("log", [])
         state.log = [r for r in state.log if r["step"] <= state.step]
         rng.seed(s.seed + state.step)
         log(f"resumed at step {state.step}", flush=True)
     elif s.init:
         warm_start(net.decoder, s.init)
+    if s.ema and not ckpt.exists():
+        ema_net.decoder.load_state_dict(net.decoder.state_dict())
+    ema_net.decoder.requires_grad_(False)
     clock = Clock(state.spent)
     from .paint_eval import PaintEval  # the held-out check and the samples sheet
 
     # the check's paintings: held-out ones (the sheet's first); a tiny set with none held out uses its own
     eval_p = ([p for p in held_p if p.name in SHEET_STYLES] + [p for p in held_p if p.name not in SHEET_STYLES])[:4]
-    evaluator = PaintEval(eval_files, eval_p or train_p[:4], net, vgg, s.eval_photo_size, s.eval_style_size, dev)
+    evaluator = PaintEval(eval_files, eval_p or train_p[:4], ema_net, vgg, s.eval_photo_size, s.eval_style_size, dev)
 
     def checkpoint() -> None:
         model = {k: v.detach().cpu().clone() for k, v in net.decoder.state_dict().items()}
-        save_checkpoint(ckpt, model, opt, state.step, asdict(s), {"spent": clock.spent, "log": state.log})
+        averaged = {k: v.detach().cpu().clone() for k, v in ema_net.decoder.state_dict().items()}
+        both = {**model, **{f"ema.{k}": v for k, v in averaged.items()}} if s.ema else model
+        save_checkpoint(ckpt, both, opt, state.step, asdict(s), {"spent": clock.spent, "log": state.log})
         meta = {"arch": net.arch, "steps": state.step, "minutes": round(clock.spent / 60, 1),
-                "held_out": ",".join(p.name for p in held_p)}
-        save_file(model, out / "paint.safetensors", meta)
+                "held_out": ",".join(p.name for p in held_p), "ema": str(s.ema)}
+        save_file(averaged, out / "paint.safetensors", meta)
         write_json(out / "log.json", {"settings": asdict(s), "held_out": [p.name for p in held_p], "log": state.log})
         plot_curves(state.log, out / "curves.png", ["content", "ms", "gram", "eval_ms", "eval_gram"],
                     title="arbitrary painting network (train, and held-out eval_*)")
@@ -308,6 +321,10 @@ def train_paint(s: PaintTrainSettings, log=print) -> dict:
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
+        if s.ema:
+            with torch.no_grad():
+                for a, w in zip(ema_net.decoder.parameters(), net.decoder.parameters()):
+                    a.lerp_(w, 1 - s.ema)
         state.step += 1
         row = {"step": state.step, **{k: round(v.item(), 5) for k, v in terms.items()},
                "total": round(total.item(), 5), "time": round(clock.spent, 1)}
