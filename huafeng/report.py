@@ -110,9 +110,9 @@ def _sheets(out: Path, cell: dict, columns: dict[str, list[str]], content_names:
         grid = [[None] + [pics[s] for s in style_names]]
         for c in content_names:
             grid.append([contents[c]] + [read_image(out / cell[(method, c, s)]["image"])[0] for s in style_names])
-        name = f"sheet_{method}.png"
+        name = f"sheet_{method}.jpg"  # sheets are JPEG (they are committed in docs/report)
         contact_sheet(grid, row_labels=["styles"] + content_names, col_labels=["photo"] + style_names, cell=200,
-                      title=label(method)).save(out / name)
+                      title=label(method)).save(out / name, quality=88)
         sheets.append((label(method), name))
     on_grid = [m for m in columns if m not in own]
     if len(on_grid) > 1:  # method by method: the diagonal pairs (photo i with style i)
@@ -121,8 +121,8 @@ def _sheets(out: Path, cell: dict, columns: dict[str, list[str]], content_names:
                 for c, s in pairs]
         contact_sheet(grid, row_labels=[f"{c} x {s}" for c, s in pairs],
                       col_labels=["photo", "style", *map(label, on_grid)],
-                      cell=200, title="method by method").save(out / "sheet_methods.png")
-        sheets.append(("method by method", "sheet_methods.png"))
+                      cell=200, title="method by method").save(out / "sheet_methods.jpg", quality=88)
+        sheets.append(("method by method", "sheet_methods.jpg"))
     return sheets
 
 

