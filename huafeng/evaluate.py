@@ -111,7 +111,7 @@ def _cell(variant: Variant, cname: str, content, sname: str, style, folder: Path
     variant.warm(content, style, sname)  # the first cell of a row is timed warm, as the others
     with metrics.Measure() as m:
         out = variant.run(content, style, sname)
-    save_image(out, img_path)
+    save_image(out, img_path, provenance=variant.record(style, sname) if variant.record else None)
     row = {"method": variant.name, "content": cname, "style": sname,
            "image": str(img_path.relative_to(folder.parents[1])),
            "seconds": round(m.seconds, 3), "peak_rss_mb": round(m.peak_rss_bytes / 2**20, 1),

@@ -23,6 +23,7 @@ import torch
 
 from .image import from_pil, resize_long_side, to_pil
 from .methods import METHODS, get_stylizer, make_settings
+from .provenance import Provenance, describe
 
 Tensor = torch.Tensor
 Runner = Callable[[Tensor, Tensor, str], Tensor]  # (photo, painting, the painting's name) -> result
@@ -42,6 +43,7 @@ class Variant:
     make: Callable[[], Runner]
     paintings: dict[str, Path] | None = None
     note: str = ""
+    record: Callable[[Tensor, str], Provenance] | None = None  # what made a cell (its PNG's metadata); None: not huafeng
     _run: Runner | None = None
 
     def warm(self, photo: Tensor, painting: Tensor, painting_name: str) -> None:
@@ -133,7 +135,8 @@ def build(name: str, size: int, overrides: dict, gallery: tuple[str, ...] = ()) 
     if backend != "torch" and not onnx_available():
         return f"{label(name)} is skipped: onnx and onnxruntime are not installed (pip install 'huafeng[export]')."
     if method == "arbitrary" and backend != "torch":
-        return Variant(name, lambda: _arbitrary_onnx(backend, opts))
+        return Variant(name, lambda: _arbitrary_onnx(backend, opts),
+                       record=lambda painting, painting_name: describe("arbitrary", [painting], opts))
     if backend != "torch":
         opts["backend"] = backend
     settings = make_settings(method, **opts)  # a bad override fails now, before any cell runs
@@ -144,11 +147,14 @@ def build(name: str, size: int, overrides: dict, gallery: tuple[str, ...] = ()) 
             return lambda photo, painting, painting_name: stylizer.stylize(photo, [painting_name])
         return lambda photo, painting, painting_name: stylizer.stylize(photo, [painting])
 
+    def record(painting: Tensor, painting_name: str) -> Provenance:
+        return describe(method, [painting_name] if method == "fast" else [painting], settings)
+
     if method == "fast":
         paintings = gallery_paintings(gallery)
-        note = ("runs each gallery network on its own painting ({len(paintings)} styles whose "
+        note = (f"runs each gallery network on its own painting ({len(paintings)} styles whose "
                 "painting is bundled), not on the grid's paintings: its rows are the gallery block.")
-        return Variant(name, make, paintings, note)
+        return Variant(name, make, paintings, note, record)
     stylizer = get_stylizer(method, settings)
     note = ""
     if getattr(stylizer, "fixed_style", False):  # e.g. gan: the style is the model's domain, not the painting
@@ -156,7 +162,7 @@ def build(name: str, size: int, overrides: dict, gallery: tuple[str, ...] = ()) 
                 f"({getattr(stylizer, 'domain', '') or 'see its model card'}), so each photo gets one "
                 "result, its style distances compare that result with every painting of the grid, "
                 "and its diversity is 0 by construction.")
-    return Variant(name, make, None, note)
+    return Variant(name, make, None, note, record)
 
 
 def _arbitrary_onnx(backend: str, opts: dict) -> Runner:

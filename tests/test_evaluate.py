@@ -38,6 +38,11 @@ def test_report_builds_on_a_2x2_grid_and_resumes(tmp_path, one_thread):
         assert 0 < float(r["ssim"]) <= 1 and float(r["gram_distance"]) >= 0 and float(r["seconds"]) > 0
     summary = json.loads((out / "metrics.json").read_text())["summary"]["optimize"]
     assert summary["cells"] == 4 and summary["diversity"] > 0
+    # every cell's picture says what made it (method, the painting's hash, settings), never a path
+    from huafeng.provenance import read_provenance
+
+    rec = read_provenance(out / rows[0]["image"])
+    assert rec.method == "optimize" and rec.styles and str(tmp_path) not in repr(rec)
     # a rerun reuses every finished cell (no picture is written again)
     stamps = {p: p.stat().st_mtime_ns for p in (out / "cells" / "optimize").glob("*.png")}
     again = evaluate(s)
