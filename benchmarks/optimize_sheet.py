@@ -1,6 +1,6 @@
 """Contact sheet of the optimisation method: photos x 4 styles x both backbones, default settings.
 
-    python benchmarks/optimize_sheet.py -o docs/optimize_sheet.png
+    python benchmarks/optimize_sheet.py -o docs/optimize_sheet.jpg
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ STYLES = ["starry-night", "great-wave", "the-scream", "udnie"]
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("-o", "--output", default="docs/optimize_sheet.png")
+    ap.add_argument("-o", "--output", default="docs/optimize_sheet.jpg")
     ap.add_argument("--backbones", default="lite0,vgg16")
     ap.add_argument("--photos", default="parrots,cat")
     ap.add_argument("--size", type=int, default=512)
@@ -38,7 +38,7 @@ def main() -> None:
             labels.append(f"{backbone} / {photo}")
     sheet = contact_sheet(grid, row_labels=labels, col_labels=["photo"] + STYLES, cell=320,
                           title=f"huafeng optimize (Gatys), defaults, {args.size} px")
-    sheet.save(args.output)
+    sheet.save(args.output, quality=88)
     print(args.output)
 
 

@@ -32,7 +32,7 @@ from ..losses import content_loss, gram_matrix, style_loss, total_variation
 
 Tensor = torch.Tensor
 
-# Layers per backbone, chosen by looking at contact sheets (docs/optimize_sheet.png).
+# Layers per backbone, chosen by looking at contact sheets (docs/optimize_sheet.jpg).
 # lite0: post-ReLU6 outputs at strides 2/2/4/8/16, like VGG's relu1_1 … relu5_1.
 LAYERS = {
     "lite0": dict(style=("stem", "block1_expand", "block3_expand", "block5_expand", "block8_expand"),
