@@ -168,6 +168,17 @@ def test_tiny_training_with_the_feature_term_logs_it(tmp_path):
     assert "eval_feat" in rows[-1] and rows[-1]["eval_feat"] > 0
 
 
+def test_tiny_training_without_the_average_ships_the_raw_weights(tmp_path):
+    from huafeng.train.paint import train_paint
+    from huafeng.weights import load_file
+
+    train_paint(_settings(tmp_path, steps=3, eval_every=3, ema=0.0), log=lambda *a, **k: None)
+    model, _, _, _ = load_checkpoint(tmp_path / "run" / "checkpoint.safetensors")
+    shipped, _ = load_file(tmp_path / "run" / "paint.safetensors")
+    assert not any(k.startswith("ema.") for k in model)
+    assert set(shipped) == set(model) and all(torch.equal(shipped[k], model[k]) for k in shipped)
+
+
 @pytest.mark.slow
 def test_a_training_run_killed_with_sigkill_resumes_with_a_contiguous_log(tmp_path):
     from huafeng.train.paint import train_paint

@@ -266,22 +266,21 @@ def train_paint(s: PaintTrainSettings, log=print) -> dict:
     opt = torch.optim.Adam(net.decoder.parameters(), lr=s.lr)
     state = _State()
     ckpt = out / "checkpoint.safetensors"
-    ema_net = PaintNet(PaintDecoder().to(dev), transform=s.transform) if s.ema else net
+    averaged: dict[str, Tensor] = {}
     if ckpt.exists():
         model, state.step, _, extra = load_checkpoint(ckpt, opt)
         averaged = {k[4:]: v for k, v in model.items() if k.startswith("ema.")}
         net.decoder.load_state_dict({k: v for k, v in model.items() if not k.startswith("ema.")})
-        if s.ema:  # a checkpoint from before the average starts it from its weights
-            ema_net.decoder.load_state_dict(averaged or net.decoder.state_dict())
         state.spent, state.log = extra.get("spent", 0.0), extra.get("log", [])
         state.log = [r for r in state.log if r["step"] <= state.step]
         rng.seed(s.seed + state.step)
         log(f"resumed at step {state.step}", flush=True)
     elif s.init:
         warm_start(net.decoder, s.init)
-    if s.ema and not ckpt.exists():
-        ema_net.decoder.load_state_dict(net.decoder.state_dict())
-    ema_net.decoder.requires_grad_(False)
+    ema_net = PaintNet(PaintDecoder().to(dev), transform=s.transform) if s.ema else net
+    if s.ema:  # a new run, or a checkpoint from before the average, starts it from the weights
+        ema_net.decoder.load_state_dict(averaged or net.decoder.state_dict())
+        ema_net.decoder.requires_grad_(False)
     clock = Clock(state.spent)
     from .paint_eval import PaintEval  # the held-out check and the samples sheet
 
